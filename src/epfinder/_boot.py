@@ -1,0 +1,141 @@
+"""Put epfinder in place: runs at interpreter start, so it is tiny, stdlib-only and never raises.
+
+It imports nothing but ``sys`` and ``os`` (both already loaded by then). The real work lives in
+``epfinder._finder``, imported on the first metadata query, when ``importlib.metadata`` is being
+imported anyway.
+"""
+
+import os
+import sys
+
+MODES = ("off", "auto", "strict", "trust", "only")
+DEFAULT_MODE = "auto"
+
+# The mode in force, or None while epfinder is not in place.
+mode = None
+
+_saved = {}  # what enable() replaced, so that disable() puts it back
+
+
+def env_mode():
+    """EPFINDER_MODE, unless the interpreter ignores the environment (-E, -I)."""
+    if sys.flags.ignore_environment:
+        return None
+    return os.environ.get("EPFINDER_MODE") or None
+
+
+def _path_finder():
+    external = sys.modules.get("_frozen_importlib_external")
+    return getattr(external, "PathFinder", None)
+
+
+def find_distributions(*args, **kwargs):
+    """Stands in for PathFinder.find_distributions while epfinder is on."""
+    from epfinder import _finder
+
+    return _finder.find_distributions(*args, **kwargs)
+
+
+class MetadataImportHook:
+    """A meta path entry that finds nothing: it finishes importlib.metadata as it is imported.
+
+    It also forwards importlib.invalidate_caches() to epfinder's in-process state.
+    """
+
+    watched = frozenset({"importlib.metadata"})
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.watched:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+    def invalidate_caches(self):
+        finder = sys.modules.get("epfinder._finder")
+        if finder is not None:
+            finder.invalidate()
+
+
+class _PatchingLoader:
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        # The module sees its real loader, as it would without epfinder.
+        module.__spec__.loader = module.__loader__ = self.loader
+        self.loader.exec_module(module)
+        _patch(module)
+
+
+def _patch(module):
+    try:
+        from epfinder import _finder
+
+        _finder.patch_module(module)
+    except Exception:
+        pass  # unpatched is merely slower: the finder alone still answers every query right
+
+
+def enable(new_mode=None):
+    """Put epfinder in place in this process (idempotent). Returns the mode in force."""
+    global mode
+    if new_mode is None:
+        new_mode = env_mode() or DEFAULT_MODE
+    if new_mode not in MODES:
+        raise ValueError(f"unknown epfinder mode {new_mode!r} (expected one of {', '.join(MODES)})")
+    if new_mode == "off":
+        disable()
+        return new_mode
+    path_finder = _path_finder()
+    if path_finder is None:
+        return None
+    original = path_finder.__dict__.get("find_distributions")
+    # Absent once the importlib_metadata backport has taken path discovery over; putting ours
+    # back would make every distribution appear twice.
+    if "find_distributions" not in _saved and original is not None:
+        _saved["find_distributions"] = original
+        path_finder.find_distributions = staticmethod(find_distributions)
+    if not any(isinstance(f, MetadataImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, MetadataImportHook())
+    if mode != new_mode:
+        mode = new_mode
+        finder = sys.modules.get("epfinder._finder")
+        if finder is not None:
+            finder.invalidate()
+    for name in MetadataImportHook.watched:
+        if name in sys.modules:
+            _patch(sys.modules[name])
+    return mode
+
+
+def disable():
+    """Take epfinder out of this process and leave it as it was before enable()."""
+    global mode
+    mode = None
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, MetadataImportHook)]
+    path_finder = _path_finder()
+    if path_finder is not None and "find_distributions" in _saved:
+        original = _saved.pop("find_distributions")
+        current = path_finder.__dict__.get("find_distributions")
+        # Leave it alone if someone else (the importlib_metadata backport) replaced ours.
+        if isinstance(current, staticmethod) and current.__func__ is find_distributions:
+            path_finder.find_distributions = original
+    finder = sys.modules.get("epfinder._finder")
+    if finder is not None:
+        finder.unpatch_all()
+        finder.invalidate()

@@ -1,0 +1,289 @@
+"""The distribution finder: which directories it serves from caches, and the fallback to a scan.
+
+It replaces what ``MetadataPathFinder.find_distributions`` does, path by path and in the same
+order: a directory with a usable cache is answered from it, anything else (``''``, relative
+entries, zip files, eggs, unreadable directories) goes to the library's own ``FastPath`` search.
+Any failure inside epfinder degrades to that plain search, never to a different answer.
+"""
+
+import itertools
+import operator
+import os
+import stat
+import sys
+
+from . import _boot, _cache, _scan
+from ._dist import distribution_class
+from .errors import CacheError
+
+# path -> DirCache that may be reused while the directory's signature is unchanged
+_states = {}
+
+# What served() returns in "only" mode for a directory without a cache: no distributions.
+NOTHING = object()
+
+
+def invalidate():
+    """Forget every cache read in this process (importlib.invalidate_caches, fork, mode change)."""
+    _states.clear()
+
+
+os.register_at_fork(after_in_child=invalidate)
+
+
+def _debug():
+    return not sys.flags.ignore_environment and os.environ.get("EPFINDER_DEBUG") == "1"
+
+
+def served(path, recheck=False):
+    """The DirCache that answers for ``path``, or None when the plain scan must answer."""
+    if type(path) is not str or not os.path.isabs(path):
+        return None
+    mode = _boot.mode
+    state = _states.get(path)
+    if state is not None and mode in ("trust", "only") and not recheck:
+        return state
+    try:
+        st = os.stat(path)
+    except OSError:
+        _states.pop(path, None)
+        return None
+    if not stat.S_ISDIR(st.st_mode) or os.path.basename(path).lower().endswith(".egg"):
+        return None
+    signature = _scan.dir_signature(st)
+    if state is not None and _usable(state, signature, mode, recheck):
+        return state
+    cache = _cache.load(path)
+    if cache is not None and _usable(cache, signature, mode, recheck):
+        _states[path] = cache
+        return cache
+    if mode == "only":
+        return NOTHING
+    try:
+        cache = _cache.build(path)
+    except OSError:
+        return None
+    if cache.trusted:
+        _states[path] = cache
+    else:
+        _states.pop(path, None)
+    return cache
+
+
+def _usable(cache, signature, mode, recheck):
+    if mode in ("trust", "only") and not recheck:
+        return True
+    if cache.signature != signature:
+        return False
+    return mode != "strict" or cache.stamps_match()
+
+
+def _served_or_none(path, recheck=False):
+    try:
+        return served(path, recheck)
+    except Exception:
+        if _debug():
+            raise
+        _states.pop(path, None)
+        return None
+
+
+def _metadata_module():
+    # Deferred: only reached from importlib.metadata itself, which is loaded by then.
+    import importlib.metadata
+
+    return importlib.metadata
+
+
+def find_distributions(context=None):
+    """PathFinder.find_distributions for the stdlib importlib.metadata."""
+    return search(_metadata_module(), context)
+
+
+def search(md, context=None):
+    """MetadataPathFinder.find_distributions(context) of ``md``, served from caches."""
+    if context is None:
+        context = md.DistributionFinder.Context()
+    paths = context.path
+    prepared = md.Prepared(context.name)
+    return itertools.chain.from_iterable(_search_path(md, path, prepared) for path in paths)
+
+
+def _plain(md, path, prepared):
+    return map(md.PathDistribution, md.FastPath(path).search(prepared))
+
+
+def _search_path(md, path, prepared):
+    state = _served_or_none(path)
+    if state is None:
+        return _plain(md, path, prepared)
+    if state is NOTHING:
+        return ()
+    try:
+        if prepared:
+            indices = state.lookup(prepared.normalized)
+            if not indices and _boot.mode == "trust":
+                # trust: a name the cache does not know may have been installed since.
+                state = _served_or_none(path, recheck=True)
+                if state is None or state is NOTHING:
+                    return _plain(md, path, prepared) if state is None else ()
+                indices = state.lookup(prepared.normalized)
+        else:
+            indices = range(state.count)
+        cls = distribution_class(md)
+        return [cls(state, i) for i in indices]
+    except CacheError:
+        if _debug():
+            raise
+        _states.pop(path, None)
+        return _plain(md, path, prepared)
+
+
+# --- entry_points() answered from the group index ---------------------------------------------
+
+# The shapes of entry_points() this module knows how to answer faster, by the globals they use.
+_SELECTABLE_GROUPS_SHAPE = frozenset(
+    {"operator", "attrgetter", "functools", "partial", "unique_everseen", "itertools", "chain",
+     "from_iterable", "distributions", "SelectableGroups", "load", "select"}
+)
+_ENTRY_POINTS_SHAPE = frozenset(
+    {"itertools", "chain", "from_iterable", "_unique", "distributions", "EntryPoints", "select"}
+)
+
+_patched = {}  # module -> (original entry_points, the function put in its place)
+_MISSING = object()
+
+
+def patch_module(md):
+    """Give ``md`` an entry_points() that reads the group index, if its shape is a known one."""
+    if md in _patched or _boot.mode is None:
+        return
+    original = md.entry_points
+    names = frozenset(getattr(getattr(original, "__code__", None), "co_names", ()))
+    if names == _SELECTABLE_GROUPS_SHAPE:
+        selectable = True
+    elif names == _ENTRY_POINTS_SHAPE:
+        selectable = False
+    else:
+        return
+    replacement = _make_entry_points(md, original, selectable)
+    _patched[md] = (original, replacement)
+    md.entry_points = replacement
+
+
+def unpatch_all():
+    for md, (original, replacement) in list(_patched.items()):
+        if md.entry_points is replacement:
+            md.entry_points = original
+    _patched.clear()
+
+
+def _make_entry_points(md, original, selectable):
+    discovery = (
+        md.distributions,
+        md.Distribution.__dict__.get("discover"),
+        md.Distribution.__dict__.get("_discover_resolvers"),
+        getattr(md, "_unique", None),
+    )
+
+    def entry_points(**params):
+        if _boot.mode is None or discovery != (
+            md.distributions,
+            md.Distribution.__dict__.get("discover"),
+            md.Distribution.__dict__.get("_discover_resolvers"),
+            getattr(md, "_unique", None),
+        ):
+            return original(**params)
+        try:
+            eps = _collect(md, params)
+        except Exception:
+            if _debug():
+                raise
+            # Whatever went wrong, the plain function gives the plain answer (or raises the
+            # plain exception).
+            return original(**params)
+        if selectable:
+            return md.SelectableGroups.load(eps).select(**params)
+        return md.EntryPoints(eps).select(**params)
+
+    entry_points.__doc__ = original.__doc__
+    entry_points.__name__ = original.__name__
+    entry_points.__qualname__ = original.__qualname__
+    entry_points.__module__ = original.__module__
+    entry_points.__wrapped__ = original
+    return entry_points
+
+
+class _Dedup:
+    """unique_everseen over _normalized_name, where cached directories count as sets of names."""
+
+    def __init__(self):
+        self.names = set()
+        self.caches = []
+
+    def __bool__(self):
+        return bool(self.names or self.caches)
+
+    def seen(self, name):
+        return name in self.names or any(name in c.normset() for c in self.caches)
+
+
+def _collect(md, params):
+    """The entry points plain entry_points() would select from, in its order, for ``params``.
+
+    A superset of the final answer that keeps the plain order: entries that cannot match the
+    group or name asked for are left out early; the caller still applies the real select().
+    """
+    group = params.get("group", _MISSING)
+    name = params.get("name", _MISSING)
+    eq = operator.eq
+
+    def wanted(ep_group, ep_name):
+        return (group is _MISSING or eq(group, ep_group)) and (name is _MISSING or eq(name, ep_name))
+
+    result = []
+    dedup = _Dedup()
+
+    def add_plain(dists):
+        for dist in dists:
+            norm = dist._normalized_name
+            if dedup.seen(norm):
+                continue
+            dedup.names.add(norm)
+            result.extend(ep for ep in dist.entry_points if wanted(ep.group, ep.name))
+
+    context = md.DistributionFinder.Context()
+    everything = md.Prepared(None)
+    make = md.EntryPoint
+    for resolver in md.Distribution._discover_resolvers():
+        if resolver is not _boot.find_distributions:
+            add_plain(resolver(context))
+            continue
+        for path in context.path:
+            state = _served_or_none(path)
+            if state is NOTHING:
+                continue
+            if state is None:
+                add_plain(_plain(md, path, everything))
+                continue
+            cls = distribution_class(md)
+            if not state.fast:
+                add_plain(cls(state, i) for i in range(state.count))
+                continue
+            if group is not _MISSING and type(group) is str:
+                entries = [(d, group, n, v) for d, _seq, n, v in state.group(group)]
+            else:
+                entries = [(d, g, n, v) for d, _seq, g, n, v in state.all_entry_points()]
+            norms = state.normalized() if dedup else None
+            dists = {}
+            for d, g, n, v in entries:
+                if d in state.shadowed or not wanted(g, n):
+                    continue
+                if norms is not None and dedup.seen(norms[d]):
+                    continue
+                dist = dists.get(d)
+                if dist is None:
+                    dist = dists[d] = cls(state, d)
+                result.append(make(name=n, value=v, group=g)._for(dist))
+            dedup.caches.append(state)
+    return result

@@ -1,0 +1,210 @@
+"""Build a cache record for one directory: what a plain importlib.metadata scan of it would yield.
+
+Every value recorded here must be exactly what ``importlib.metadata`` would compute for the same
+files, on every supported Python. Where that is not certain (unreadable or undecodable files,
+malformed metadata, a field that is missing), the value is recorded as unknown (``None``) and the
+distribution object computes it the plain way at query time, raising the same exception at the
+same call. This module imports only the standard library and never ``importlib.metadata``, so that
+the startup path can use it too.
+"""
+
+import os
+import re
+
+# The exceptions PathDistribution.read_text swallows (returning None); any other error propagates
+# to the caller of importlib.metadata, so the scanner records such a value as unknown instead.
+_ABSENT = (FileNotFoundError, IsADirectoryError, KeyError, NotADirectoryError, PermissionError)
+
+_SEPARATORS = re.compile(r"[-_.]+")
+# email.feedparser.headerRE without its "From " and continuation alternatives, and with a
+# non-empty field name: any line outside this shape sends the file to the real email parser.
+_SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:")
+
+
+def normalize(name):
+    """importlib.metadata.Prepared.normalize (PEP 503 name, with underscores)."""
+    return _SEPARATORS.sub("-", name).lower().replace("-", "_")
+
+
+def lookup_key(child):
+    """The key under which importlib.metadata's Lookup files a ``*.dist-info``/``*.egg-info`` child."""
+    return normalize(child.lower().rpartition(".")[0].partition("-")[0])
+
+
+def is_metadata_child(child):
+    return child.lower().endswith((".dist-info", ".egg-info"))
+
+
+def name_from_stem(stem):
+    """PathDistribution._name_from_stem."""
+    filename, ext = os.path.splitext(stem)
+    if ext not in (".dist-info", ".egg-info"):
+        return None
+    return filename.partition("-")[0]
+
+
+def stamp(st):
+    """What identifies one version of a file or directory: inode, size and both timestamps."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def dir_signature(st):
+    """Freshness key of a directory. ctime catches an mtime put back by utime, tar or rsync."""
+    return [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class Unknown(Exception):
+    """A value that only the plain code path can compute faithfully."""
+
+
+def _read_text(entry, filename, stamps):
+    """PathDistribution.read_text: None when absent, Unknown for any error it would raise."""
+    # pathlib's joinpath('') is the entry itself, where os.path.join would add a slash
+    path = os.path.join(entry, filename) if filename else entry
+    try:
+        with open(path, encoding="utf-8") as f:
+            stamps.append([filename, stamp(os.fstat(f.fileno()))])
+            return f.read()
+    except _ABSENT:
+        stamps.append([filename, None])
+        return None
+    except Exception as exc:  # UnicodeDecodeError, EIO, ...: plain raises it, so do not cache
+        raise Unknown from exc
+
+
+def header_values(text, fields):
+    """The first value of each of ``fields`` (lower-case names) as ``email`` compat32 returns it.
+
+    A fast path for the usual METADATA shape; anything unusual is handed to the email parser so
+    that the answer is the same as ``email.message_from_string(text)[field]``.
+    """
+    found = {}
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if len(found) == len(fields):
+            break
+        match = _SIMPLE_HEADER.match(line)
+        if match is None:
+            return _header_values_by_email(text, fields)
+        key = line[: match.end() - 1].lower()
+        if key in fields and key not in found:
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            if following[:1] in (" ", "\t"):  # folded value: let email do it
+                return _header_values_by_email(text, fields)
+            found[key] = line[match.end() :].lstrip(" \t").rstrip("\r\n")
+    else:
+        return _header_values_by_email(text, fields)
+    return found
+
+
+def _header_values_by_email(text, fields):
+    # Deferred: the email package costs milliseconds to import and most files never need it.
+    import email
+
+    message = email.message_from_string(text)
+    found = {}
+    for field in fields:
+        value = message.get(field)
+        # importlib.metadata re-indents values that span lines (_adapters.Message), differently
+        # across versions; those are left to it.
+        if type(value) is str and "\n" not in value:
+            found[field] = value
+    return found
+
+
+def parse_entry_points(text):
+    """importlib.metadata's Sectioned.section_pairs + Pair.parse: (group, name, value) in file order.
+
+    Raises Unknown where Pair.parse would raise (a line without '=').
+    """
+    result = []
+    group = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line.strip("[]")
+            continue
+        if group is None:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise Unknown(line)
+        result.append((group, name.strip(), value.strip()))
+    return result
+
+
+def read_distribution(root, child):
+    """The record of one metadata entry; see docs/cache-format.md for the fields."""
+    path = os.path.join(root, child)
+    stamps = []
+    try:
+        stamps.append([".", stamp(os.stat(path))])
+    except OSError:
+        stamps.append([".", None])
+
+    name = version = None
+    try:
+        text = (
+            _read_text(path, "METADATA", stamps)
+            or _read_text(path, "PKG-INFO", stamps)
+            or _read_text(path, "", stamps)
+        )
+        if text is not None:
+            values = header_values(text, ("name", "version"))
+            name = values.get("name")
+            version = values.get("version")
+    except Unknown:
+        pass
+
+    stem_name = name_from_stem(child)
+    normalized = normalize(stem_name) if stem_name else None
+    if not normalized and name is not None:
+        normalized = normalize(name)  # Distribution._normalized_name, from the metadata
+    elif not normalized:
+        normalized = None
+
+    try:
+        eps = parse_entry_points(_read_text(path, "entry_points.txt", stamps) or "")
+    except Unknown:
+        eps = None
+    return {
+        "entry": child,
+        "name": name,
+        "version": version,
+        "normalized": normalized,
+        "entry_points": eps,
+        "stamps": stamps,
+    }
+
+
+def list_metadata(root):
+    """The metadata children of ``root`` in the order importlib.metadata's Lookup yields them.
+
+    Lookup files children by key in first-seen order and yields key by key, so two entries of
+    one project are adjacent even when the listing put something between them.
+    """
+    groups = {}
+    for child in os.listdir(root):
+        if is_metadata_child(child):
+            groups.setdefault(lookup_key(child), []).append(child)
+    ordered = []
+    index = {}
+    for key, children in groups.items():
+        index[key] = [len(ordered), len(children)]
+        ordered.extend(children)
+    return ordered, index
+
+
+def scan(root):
+    """Everything the cache records for ``root``, a directory that is neither ``''`` nor an egg.
+
+    Returns (signature before, signature after, lookup index, records in search order).
+    Raises OSError when the directory cannot be listed.
+    """
+    before = dir_signature(os.stat(root))
+    ordered, index = list_metadata(root)
+    records = [read_distribution(root, child) for child in ordered]
+    after = dir_signature(os.stat(root))
+    return before, after, index, records

@@ -1,0 +1,118 @@
+"""Shared test helpers: build metadata trees, run the probe in child interpreters, compare."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import epfinder
+
+HERE = Path(__file__).resolve().parent
+PROBE = HERE / "probe.py"
+# The directory that holds the epfinder package under test, for child interpreters.
+EPFINDER_ROOT = str(Path(epfinder.__file__).resolve().parent.parent)
+CORPUS = HERE.parent.parent / "shared" / "corpus" / "site-packages-real274.tar.gz"
+
+
+def write_tree(root, files):
+    """Write {relative path: text or bytes} under root; a value of None makes a directory."""
+    root = Path(root)
+    for rel, content in files.items():
+        path = root / rel
+        if content is None:
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def dist_info(name, version, entry_points=None, extra=None, dirname=None, metadata=None):
+    """Files of one ``name-version.dist-info``, for write_tree."""
+    dirname = dirname or f"{name}-{version}.dist-info"
+    files = {
+        f"{dirname}/METADATA": metadata
+        if metadata is not None
+        else f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        f"Requires-Dist: other>=1\n\nA description.\n",
+        f"{dirname}/RECORD": f"{name.lower()}/__init__.py,,\n{dirname}/METADATA,,\n",
+    }
+    if entry_points is not None:
+        files[f"{dirname}/entry_points.txt"] = entry_points
+    for rel, content in (extra or {}).items():
+        files[f"{dirname}/{rel}"] = content
+    return files
+
+
+def unpack_corpus(dest):
+    """The 274 real distributions, as ``dest/site-packages``; skips the test if absent."""
+    import pytest
+
+    if not CORPUS.exists():
+        pytest.skip(f"corpus not found at {CORPUS}")
+    with tarfile.open(CORPUS) as tar:
+        tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
+    return Path(dest) / "site-packages"
+
+
+def child_env(tmp_path, **extra):
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path / "home"),
+        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def probe(tmp_path, paths, mode=None, names=(), rounds=1, python=None, env=None, backport=None,
+          cwd=None):
+    """Run the probe in a fresh ``python -S`` child; returns its parsed answers."""
+    spec = {
+        "paths": [str(p) for p in paths],
+        "append": [EPFINDER_ROOT],
+        "mode": mode,
+        "names": list(names),
+        "rounds": rounds,
+        "backport": backport,
+    }
+    proc = subprocess.run(
+        [python or sys.executable, "-S", str(PROBE), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env or child_env(tmp_path),
+        cwd=cwd or tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def assert_same_as_plain(tmp_path, paths, names=(), modes=("auto",), **kwargs):
+    """Every answer with epfinder on (a cold start, then a start from caches) equals plain."""
+    plain = probe(tmp_path, paths, None, names, rounds=2, **kwargs)
+    assert plain[0] == plain[1]
+    for mode in modes:
+        for attempt in ("cold", "warm"):
+            served = probe(tmp_path, paths, mode, names, rounds=2, **kwargs)
+            assert served[-1] == {"mode": mode}
+            for round_, answers in enumerate(served[:-1]):
+                _assert_equal(plain[0], answers, f"mode={mode} start={attempt} round={round_}")
+    return plain[0]
+
+
+def _assert_equal(expected, actual, where):
+    if expected == actual:
+        return
+    for key in sorted(set(expected) | set(actual)):
+        if expected.get(key) != actual.get(key):
+            raise AssertionError(
+                f"{where}: {key} differs\nplain:    {json.dumps(expected.get(key))[:3000]}\n"
+                f"epfinder: {json.dumps(actual.get(key))[:3000]}"
+            )
