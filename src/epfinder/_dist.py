@@ -32,7 +32,7 @@ def _make_class(md):
             # _path is built on first use: most queries never need it, and pathlib is slow.
             if attr == "_path":
                 cache, index = self.__dict__["_epfinder_record"]
-                path = pathlib.Path(cache.path, cache.dist(index)[0])
+                path = pathlib.Path(cache.path, cache.entry(index))
                 self.__dict__["_path"] = path
                 return path
             raise AttributeError(attr)
@@ -50,19 +50,19 @@ def _make_class(md):
         @property
         def name(self):
             cache, index = self._epfinder_record
-            value = cache.dist(index)[1]
+            value = cache.name(index)
             return super().name if value is None else value
 
         @property
         def version(self):
             cache, index = self._epfinder_record
-            value = cache.dist(index)[2]
+            value = cache.version(index)
             return super().version if value is None else value
 
         @property
         def entry_points(self):
             cache, index = self._epfinder_record
-            if not cache.dist(index)[3]:
+            if not cache.entry_points_known(index):
                 return super().entry_points
             make = md.EntryPoint
             return md.EntryPoints(

@@ -141,14 +141,16 @@ def _search_path(md, path, prepared):
 
 # --- entry_points() answered from the group index ---------------------------------------------
 
-# The shapes of entry_points() this module knows how to answer faster, by the globals they use.
-_SELECTABLE_GROUPS_SHAPE = frozenset(
-    {"operator", "attrgetter", "functools", "partial", "unique_everseen", "itertools", "chain",
-     "from_iterable", "distributions", "SelectableGroups", "load", "select"}
-)
-_ENTRY_POINTS_SHAPE = frozenset(
-    {"itertools", "chain", "from_iterable", "_unique", "distributions", "EntryPoints", "select"}
-)
+# The shapes of entry_points() this module knows how to answer faster, by the globals they use:
+# 3.10, 3.11 (both end in SelectableGroups.load(eps).select()), 3.12 and later (EntryPoints).
+_SHAPES = {
+    frozenset({"operator", "attrgetter", "functools", "partial", "unique_everseen", "itertools",
+               "chain", "from_iterable", "distributions", "SelectableGroups", "load", "select"}): True,
+    frozenset({"itertools", "chain", "from_iterable", "_unique", "distributions",
+               "SelectableGroups", "load", "select"}): True,
+    frozenset({"itertools", "chain", "from_iterable", "_unique", "distributions", "EntryPoints",
+               "select"}): False,
+}
 
 _patched = {}  # module -> (original entry_points, the function put in its place)
 _MISSING = object()
@@ -160,11 +162,8 @@ def patch_module(md):
         return
     original = md.entry_points
     names = frozenset(getattr(getattr(original, "__code__", None), "co_names", ()))
-    if names == _SELECTABLE_GROUPS_SHAPE:
-        selectable = True
-    elif names == _ENTRY_POINTS_SHAPE:
-        selectable = False
-    else:
+    selectable = _SHAPES.get(names)
+    if selectable is None:
         return
     replacement = _make_entry_points(md, original, selectable)
     _patched[md] = (original, replacement)
@@ -178,21 +177,22 @@ def unpatch_all():
     _patched.clear()
 
 
-def _make_entry_points(md, original, selectable):
-    discovery = (
+def _discovery(md):
+    """What plain entry_points() relies on; if any of it is replaced, it is answered plainly."""
+    return (
         md.distributions,
         md.Distribution.__dict__.get("discover"),
         md.Distribution.__dict__.get("_discover_resolvers"),
         getattr(md, "_unique", None),
+        getattr(md, "unique_everseen", None),
     )
 
+
+def _make_entry_points(md, original, selectable):
+    discovery = _discovery(md)
+
     def entry_points(**params):
-        if _boot.mode is None or discovery != (
-            md.distributions,
-            md.Distribution.__dict__.get("discover"),
-            md.Distribution.__dict__.get("_discover_resolvers"),
-            getattr(md, "_unique", None),
-        ):
+        if _boot.mode is None or discovery != _discovery(md):
             return original(**params)
         try:
             eps = _collect(md, params)
@@ -202,6 +202,10 @@ def _make_entry_points(md, original, selectable):
             # Whatever went wrong, the plain function gives the plain answer (or raises the
             # plain exception).
             return original(**params)
+        if type(params.get("group")) is str and params.keys() <= {"group", "name"}:
+            # Every entry collected already matches, and one group needs no regrouping: this
+            # is what the select() below would return, without testing each entry again.
+            return md.EntryPoints(eps)
         if selectable:
             return md.SelectableGroups.load(eps).select(**params)
         return md.EntryPoints(eps).select(**params)
@@ -231,8 +235,8 @@ class _Dedup:
 def _collect(md, params):
     """The entry points plain entry_points() would select from, in its order, for ``params``.
 
-    A superset of the final answer that keeps the plain order: entries that cannot match the
-    group or name asked for are left out early; the caller still applies the real select().
+    Entries that cannot match the group or name asked for are left out early, with the same
+    comparison select() makes, so the result is a superset of the answer in the plain order.
     """
     group = params.get("group", _MISSING)
     name = params.get("name", _MISSING)
@@ -270,20 +274,29 @@ def _collect(md, params):
             if not state.fast:
                 add_plain(cls(state, i) for i in range(state.count))
                 continue
-            if group is not _MISSING and type(group) is str:
-                entries = [(d, group, n, v) for d, _seq, n, v in state.group(group)]
-            else:
-                entries = [(d, g, n, v) for d, _seq, g, n, v in state.all_entry_points()]
+            shadowed = state.shadowed
             norms = state.normalized() if dedup else None
             dists = {}
-            for d, g, n, v in entries:
-                if d in state.shadowed or not wanted(g, n):
-                    continue
-                if norms is not None and dedup.seen(norms[d]):
-                    continue
-                dist = dists.get(d)
-                if dist is None:
-                    dist = dists[d] = cls(state, d)
-                result.append(make(name=n, value=v, group=g)._for(dist))
+            if type(group) is str and name is _MISSING and not shadowed and norms is None:
+                # The common query: one group, nothing to deduplicate, no test per entry.
+                for d, _seq, n, v in state.group(group):
+                    dist = dists.get(d)
+                    if dist is None:
+                        dist = dists[d] = cls(state, d)
+                    result.append(make(name=n, value=v, group=group)._for(dist))
+            else:
+                if type(group) is str:
+                    entries = [(e[0], group, e[2], e[3]) for e in state.group(group)]
+                else:
+                    entries = [(e[0], e[2], e[3], e[4]) for e in state.all_entry_points()]
+                for d, g, n, v in entries:
+                    if d in shadowed or not wanted(g, n):
+                        continue
+                    if norms is not None and dedup.seen(norms[d]):
+                        continue
+                    dist = dists.get(d)
+                    if dist is None:
+                        dist = dists[d] = cls(state, d)
+                    result.append(make(name=n, value=v, group=g)._for(dist))
             dedup.caches.append(state)
     return result

@@ -1,0 +1,168 @@
+"""First-call importlib.metadata queries in fresh interpreters: epfinder against a plain scan.
+
+    python benchmarks/bench_queries.py [--runs 15] [--sizes 274,1274,5274] [--write docs/benchmarks.md]
+
+Each measurement is one fresh ``python -S`` child whose sys.path is the stdlib plus one
+site-packages of the given size; the child times its first query (importlib.metadata is imported
+before the clock starts, in both cases). Plain and epfinder runs alternate, and the table gives
+medians and their ratio. The syscall columns count the filesystem calls of one query under strace.
+Run it by hand; it is not part of the test suite.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from trees import cloned_tree, corpus_tree  # noqa: E402
+
+SRC = str(HERE.parent / "src")
+
+QUERIES = {
+    "entry_points(group=)": "md.entry_points(group='console_scripts')",
+    "every dist.entry_points": "[d.entry_points for d in md.distributions()]",
+    "version()": "md.version('pytest')",
+}
+
+CHILD = """
+import os, sys, time
+sys.path.insert(0, {site!r})
+sys.path.append({src!r})
+if {enabled!r}:
+    import epfinder
+    epfinder.enable()
+import importlib.metadata as md
+{floor}
+os.path.exists('/epfinder-bench-begin')  # a marker in the strace output
+t0 = time.perf_counter()
+result = {query}
+t1 = time.perf_counter()
+os.path.exists('/epfinder-bench-end')
+print((t1 - t0) * 1e3)
+"""
+
+# The physical floor: one stat of each sys.path directory and one read of its cache file.
+FLOOR = """
+def floor():
+    for directory, cache in {pairs!r}:
+        try:
+            os.stat(directory)
+            with open(cache, 'rb') as fh:
+                fh.read()
+        except OSError:
+            pass
+"""
+
+
+def floor_pairs(site):
+    """(directory, cache file) for each absolute sys.path entry of a benchmark child."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r}); sys.path.append({SRC!r});"
+        "import os; from epfinder import _cache;"
+        "print(repr([(p, f) for p in sys.path if os.path.isabs(p) for f in _cache.candidate_files(p)"
+        " if os.path.exists(f)]))"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    return eval(out.stdout)
+
+
+def run_child(site, enabled, query, mark=False, floor=None):
+    code = CHILD.format(
+        site=str(site), src=SRC, enabled=enabled, query="floor()" if floor else query,
+        mark=mark, floor=FLOOR.format(pairs=floor) if floor else "",
+    )
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("EPFINDER_MODE", None)
+    cmd = [sys.executable, "-S", "-c", code]
+    with tempfile.NamedTemporaryFile("r") as trace:
+        if mark:
+            cmd = ["strace", "-f", "-qq", "-e", "trace=%file,%desc", "-o", trace.name] + cmd
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode:
+            raise SystemExit(f"benchmark child failed:\n{proc.stderr}")
+        return float(proc.stdout.split()[-1]), trace.read()
+
+
+def count_syscalls(site, enabled, query):
+    _, trace = run_child(site, enabled, query, mark=True)
+    inside = False
+    counts = {}
+    for line in trace.splitlines():
+        if "/epfinder-bench-begin" in line:
+            inside = True
+            continue
+        if "/epfinder-bench-end" in line:
+            break
+        if inside and "(" in line:
+            call = line.split("(", 1)[0].split()[-1]
+            counts[call] = counts.get(call, 0) + 1
+    return counts
+
+
+def opt_in(site):
+    os.makedirs(os.path.join(site, ".epfinder-cache"), exist_ok=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--sizes", default="274,1274,5274")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "epfinder-bench"))
+    parser.add_argument("--write", help="also write the Markdown table to this file")
+    args = parser.parse_args(argv)
+
+    work = Path(args.workdir)
+    corpus = corpus_tree(work / "corpus")
+    rows = []
+    for size in map(int, args.sizes.split(",")):
+        site = corpus if size <= 274 else cloned_tree(corpus, work / f"site-{size}" / "site-packages", size)
+        opt_in(site)
+        run_child(site, True, "None")  # build the caches (scan + write)
+        # Directories changed a moment ago are not trusted yet; wait them out once.
+        import time
+
+        time.sleep(3.2)
+        run_child(site, True, "None")
+        pairs = floor_pairs(site)
+        floor = statistics.median(run_child(site, False, "", floor=pairs)[0] for _ in range(args.runs))
+        for label, query in QUERIES.items():
+            plain, served = [], []
+            for _ in range(args.runs):
+                plain.append(run_child(site, False, query)[0])
+                served.append(run_child(site, True, query)[0])
+            p, s = statistics.median(plain), statistics.median(served)
+            sys_plain = sum(count_syscalls(site, False, query).values())
+            sys_served = count_syscalls(site, True, query)
+            rows.append({
+                "size": size, "query": label, "plain_ms": p, "epfinder_ms": s, "ratio": p / s,
+                "floor_ms": floor, "syscalls_plain": sys_plain,
+                "syscalls_epfinder": sum(sys_served.values()), "syscalls_detail": sys_served,
+            })
+            print(json.dumps(rows[-1]), file=sys.stderr)
+
+    table = [
+        f"Python {sys.version.split()[0]}, {args.runs} fresh interpreters per cell, medians.",
+        "",
+        "| dists | query | plain | epfinder | speed-up | floor (stat+read) | syscalls plain | syscalls epfinder |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        table.append(
+            f"| {r['size']:,} | `{r['query']}` | {r['plain_ms']:.2f} ms | {r['epfinder_ms']:.2f} ms "
+            f"| {r['ratio']:.1f}× | {r['floor_ms']:.2f} ms | {r['syscalls_plain']} "
+            f"| {r['syscalls_epfinder']} |"
+        )
+    text = "\n".join(table) + "\n"
+    print(text)
+    if args.write:
+        Path(args.write).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

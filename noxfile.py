@@ -1,0 +1,15 @@
+"""Test sessions: the suite on every supported CPython that pyenv provides."""
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+@nox.session(python=PYTHONS)
+def tests(session):
+    # A real wheel, as users get it, not the source tree.
+    session.install(".", "pytest>=7", "hypothesis>=6")
+    session.run("pytest", *session.posargs)
