@@ -413,7 +413,7 @@ class _Target:
             self.fd, self.tmp, self.final = fd, tmp, final
             if final == in_directory_file(path):
                 # Same filesystem, same clock: a strict "older than" on its timestamps is enough.
-                self.reference_ns = os.fstat(fd).st_mtime_ns
+                self.reference_ns = _scan.timestamps(os.fstat(fd))[0]
             return
 
     @staticmethod
@@ -457,6 +457,18 @@ def _older_than(reference_ns, signature, records):
     return True
 
 
+def discard(path):
+    """Remove the cache files of ``path``; returns the ones removed."""
+    removed = []
+    for file in candidate_files(path):
+        try:
+            os.unlink(file)
+            removed.append(file)
+        except OSError:
+            pass
+    return removed
+
+
 def build(path, write=True):
     """Scan ``path``, write its cache where it may, and return it as a DirCache.
 
@@ -476,6 +488,10 @@ def build(path, write=True):
                 target.commit(data)
             except OSError:
                 pass  # ENOSPC, EACCES...: the answer is right, only the next start is slower
+        elif write:
+            # Whatever cache file is there was found stale by the caller: the next reader must
+            # scan rather than trust it.
+            discard(path)
         return cache
     finally:
         if target is not None:

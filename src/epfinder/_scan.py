@@ -43,14 +43,19 @@ def name_from_stem(stem):
     return filename.partition("-")[0]
 
 
+def timestamps(st):
+    """(mtime, ctime) in ns: the one place timestamps are read, so tests can coarsen the clock."""
+    return st.st_mtime_ns, st.st_ctime_ns
+
+
 def stamp(st):
     """What identifies one version of a file or directory: inode, size and both timestamps."""
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    return [st.st_dev, st.st_ino, st.st_size, *timestamps(st)]
 
 
 def dir_signature(st):
     """Freshness key of a directory. ctime catches an mtime put back by utime, tar or rsync."""
-    return [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    return [st.st_dev, st.st_ino, *timestamps(st)]
 
 
 class Unknown(Exception):

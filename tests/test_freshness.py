@@ -1,0 +1,214 @@
+"""A change to a directory is seen at once: by the next query in the same process, and by the
+next interpreter; a directory changed within one timestamp tick of its scan is never trusted."""
+
+import importlib
+import importlib.metadata as md
+import os
+import time
+
+import pytest
+
+import epfinder
+from epfinder import _cache, _finder, _scan
+from helpers import dist_info, write_tree
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """epfinder on in this process, with a private per-user cache; off again afterwards."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    epfinder.enable("auto")
+    yield
+    epfinder.disable()
+
+
+def site_with(tmp_path, *names):
+    files = {}
+    for name in names:
+        files.update(dist_info(name, "1.0", f"[g]\n{name} = {name}:main\n"))
+    site = write_tree(tmp_path / "site", files)
+    os.makedirs(site / _cache.SUBDIR, exist_ok=True)
+    return site
+
+
+def names(site):
+    return sorted(d.metadata["Name"] for d in md.distributions(path=[str(site)]))
+
+
+def eps(site):
+    # Through the served path: what entry_points() would list for this directory alone.
+    return sorted(ep.name for d in md.distributions(path=[str(site)]) for ep in d.entry_points)
+
+
+def add(site, name):
+    write_tree(site, dist_info(name, "1.0", f"[g]\n{name} = {name}:main\n"))
+
+
+def served_state(site):
+    return _finder._states.get(str(site))
+
+
+def test_install_and_uninstall_seen_by_the_next_query(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    assert names(site) == ["alpha"]
+    add(site, "beta")
+    assert names(site) == ["alpha", "beta"]
+    assert eps(site) == ["alpha", "beta"]
+    import shutil
+
+    shutil.rmtree(site / "alpha-1.0.dist-info")
+    assert names(site) == ["beta"]
+
+
+def test_restored_mtime_is_caught_by_ctime(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    time.sleep(0.01)
+    assert names(site) == ["alpha"]
+    assert served_state(site) is not None, "a directory older than its scan is trusted"
+    before = os.stat(site)
+    add(site, "beta")
+    os.utime(site, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(site).st_mtime_ns == before.st_mtime_ns
+    assert names(site) == ["alpha", "beta"]
+    # and a fresh interpreter reading the cache file agrees
+    _finder.invalidate()
+    assert names(site) == ["alpha", "beta"]
+
+
+@pytest.fixture
+def coarse_clock(monkeypatch):
+    """Timestamps with whole-second resolution, like FAT or an old kernel's coarse clock."""
+    real = _scan.timestamps
+
+    def coarse(st):
+        m, c = real(st)
+        return m - m % 1_000_000_000, c - c % 1_000_000_000
+
+    monkeypatch.setattr(_scan, "timestamps", coarse)
+
+
+def test_change_within_the_same_tick_is_seen(tmp_path, served, coarse_clock):
+    # Wait for the start of a second, so that everything below happens inside one tick.
+    time.sleep(1 - time.time() % 1 + 0.05)
+    site = site_with(tmp_path, "alpha")
+    assert names(site) == ["alpha"]
+    # Scanned in the same tick as its last change: the scan is answered but not trusted...
+    assert served_state(site) is None
+    assert not os.path.exists(_cache.in_directory_file(str(site)))
+    signature = _scan.dir_signature(os.stat(site))
+    add(site, "beta")
+    # ...so a change that leaves the (coarse) timestamps as they were is still seen.
+    assert _scan.dir_signature(os.stat(site)) == signature, "the change fell into the same tick"
+    assert names(site) == ["alpha", "beta"]
+    # Once the tick is over, the next scan is trusted and written.
+    time.sleep(1.1)
+    assert names(site) == ["alpha", "beta"]
+    assert served_state(site) is not None
+    assert os.path.exists(_cache.in_directory_file(str(site)))
+
+
+def test_racy_rule_on_recorded_stamps():
+    signature = [1, 2, 1_000, 1_000]
+    record = {"stamps": [[".", [1, 3, 10, 900, 900]], ["METADATA", None]]}
+    assert _cache._older_than(1_001, signature, [record])
+    assert not _cache._older_than(1_000, signature, [record])
+    late_file = {"stamps": [[".", [1, 3, 10, 900, 1_500]]]}
+    assert not _cache._older_than(1_001, signature, [late_file])
+
+
+def test_directory_changed_during_the_scan_is_not_trusted(tmp_path, served, monkeypatch):
+    site = site_with(tmp_path, "alpha")
+    time.sleep(0.01)
+    real_read = _scan.read_distribution
+
+    def racing_reader(root, child):
+        add(site, "intruder")  # a writer racing the reader
+        return real_read(root, child)
+
+    monkeypatch.setattr(_scan, "read_distribution", racing_reader)
+    names(site)
+    assert served_state(site) is None
+    assert not os.path.exists(_cache.in_directory_file(str(site)))
+    monkeypatch.setattr(_scan, "read_distribution", real_read)
+    time.sleep(0.01)
+    assert names(site) == ["alpha", "intruder"]
+
+
+def test_invalidate_caches_drops_the_in_process_state(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    time.sleep(0.01)
+    names(site)
+    assert served_state(site) is not None
+    importlib.invalidate_caches()
+    assert served_state(site) is None
+
+
+def test_forked_child_starts_without_state(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    time.sleep(0.01)
+    names(site)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, b"1" if served_state(site) is None else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert served_state(site) is not None
+
+
+def test_strict_mode_sees_an_in_place_edit(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    time.sleep(0.01)
+    epfinder.enable("strict")
+    assert eps(site) == ["alpha"]
+    time.sleep(0.01)
+    # Appending to entry_points.txt changes neither the directory nor the dist-info's listing.
+    with open(site / "alpha-1.0.dist-info" / "entry_points.txt", "a") as f:
+        f.write("extra = alpha:extra\n")
+    assert eps(site) == ["alpha", "extra"]
+    epfinder.enable("auto")
+    _finder.invalidate()
+    assert eps(site) == ["alpha", "extra"]
+
+
+def test_auto_mode_trusts_the_directory_listing(tmp_path, served):
+    """The documented limit of auto: an in-place edit inside a dist-info is not looked for."""
+    site = site_with(tmp_path, "alpha")
+    time.sleep(0.01)
+    assert eps(site) == ["alpha"]
+    with open(site / "alpha-1.0.dist-info" / "entry_points.txt", "a") as f:
+        f.write("extra = alpha:extra\n")
+    assert eps(site) == ["alpha"]
+
+
+def test_trust_mode_finds_a_name_installed_since(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    time.sleep(0.01)
+    epfinder.enable("trust")
+    assert names(site) == ["alpha"]
+    add(site, "beta")
+    assert names(site) == ["alpha"], "trust: the listing comes from the cache unchecked"
+    assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]
+    assert names(site) == ["alpha", "beta"]
+
+
+def test_only_mode_never_scans(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    bare = write_tree(tmp_path / "bare", dist_info("gamma", "1.0"))
+    time.sleep(0.01)
+    names(site)
+    epfinder.enable("only")
+    add(site, "beta")
+    assert names(site) == ["alpha"]
+    assert names(bare) == [], "only: a directory without a cache contributes nothing"
+    epfinder.enable("auto")
+    assert names(bare) == ["gamma"]
+
+
+def test_off_is_plain(tmp_path, served):
+    site = site_with(tmp_path, "alpha")
+    epfinder.enable("off")
+    assert epfinder.current_mode() is None
+    assert names(site) == ["alpha"]
+    assert not os.path.exists(_cache.in_directory_file(str(site)))
