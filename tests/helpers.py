@@ -116,3 +116,34 @@ def _assert_equal(expected, actual, where):
                 f"{where}: {key} differs\nplain:    {json.dumps(expected.get(key))[:3000]}\n"
                 f"epfinder: {json.dumps(actual.get(key))[:3000]}"
             )
+
+
+def make_wheel(dest, name, version, entry_points="", modules=None):
+    """A minimal pure-Python wheel, built by hand so that tests need no build backend."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = f"{name.replace('-', '_')}-{version}"
+    files = dict(modules or {f"{name.replace('-', '_')}.py": "def main():\n    return 0\n"})
+    files[f"{dist}.dist-info/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    files[f"{dist}.dist-info/WHEEL"] = "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    if entry_points:
+        files[f"{dist}.dist-info/entry_points.txt"] = entry_points
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    record.append(f"{dist}.dist-info/RECORD,,")
+    files[f"{dist}.dist-info/RECORD"] = "\n".join(record) + "\n"
+    wheel = Path(dest) / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+def make_venv(path, python=None):
+    """A real virtual environment made with ``python -m venv``; returns its interpreter."""
+    subprocess.run([python or sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+    return str(Path(path) / "bin" / "python")

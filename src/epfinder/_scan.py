@@ -83,6 +83,8 @@ def header_values(text, fields):
     A fast path for the usual METADATA shape; anything unusual is handed to the email parser so
     that the answer is the same as ``email.message_from_string(text)[field]``.
     """
+    if "\r" in text:  # never after universal newlines, but email would split there too
+        return _header_values_by_email(text, fields)
     found = {}
     lines = text.split("\n")
     for i, line in enumerate(lines):

@@ -1,0 +1,76 @@
+"""What epfinder does to a process: importing it is cheap, enabling it puts the fast paths in
+place on every supported Python, and disabling it leaves the process as it was."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import EPFINDER_ROOT
+
+
+def child(code, *args):
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path.append({EPFINDER_ROOT!r})\n" + code, *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+HEAVY = ["importlib.metadata", "json", "re", "email", "zipfile", "pathlib", "threading"]
+
+
+@pytest.mark.parametrize("statement", ["import epfinder", "import epfinder; epfinder.enable()"])
+def test_import_and_enable_stay_cheap(statement):
+    loaded = child(
+        f"before = set(sys.modules)\n{statement}\n"
+        "loaded = sorted(set(sys.modules) - before)\n"
+        "import json as _j; print(_j.dumps(loaded))"
+    )
+    assert not [m for m in loaded if m in HEAVY], loaded
+
+
+def test_enable_puts_the_fast_paths_in_place():
+    state = child(
+        "import epfinder; epfinder.enable()\n"
+        "import importlib.metadata as md, importlib.machinery as m, json\n"
+        "from epfinder import _boot\n"
+        "print(json.dumps([m.PathFinder.find_distributions is _boot.find_distributions,"
+        " hasattr(md.entry_points, '__wrapped__')]))"
+    )
+    assert state == [True, True], "served path finder, and entry_points() answered from the index"
+
+
+def test_enable_after_importlib_metadata_was_imported():
+    state = child(
+        "import importlib.metadata as md, json\n"
+        "import epfinder; epfinder.enable()\n"
+        "print(json.dumps(hasattr(md.entry_points, '__wrapped__')))"
+    )
+    assert state is True
+
+
+def test_disable_leaves_the_process_as_it_was():
+    state = child(
+        "import importlib.machinery as m, importlib.metadata as md, json\n"
+        "before = (m.PathFinder.__dict__['find_distributions'], list(sys.meta_path), md.entry_points)\n"
+        "import epfinder\n"
+        "epfinder.enable(); epfinder.enable('strict'); epfinder.disable()\n"
+        "after = (m.PathFinder.__dict__['find_distributions'], list(sys.meta_path), md.entry_points)\n"
+        "print(json.dumps([before[0] is after[0], before[1] == after[1], before[2] is after[2],"
+        " epfinder.current_mode()]))"
+    )
+    assert state == [True, True, True, None]
+
+
+@pytest.mark.parametrize("mode", ["bogus", "", "AUTO"])
+def test_unknown_mode_is_a_clear_error(mode):
+    import epfinder
+    from epfinder.errors import EpfinderError
+
+    with pytest.raises(EpfinderError, match="unknown epfinder mode") as info:
+        epfinder.enable(mode or "none")
+    assert isinstance(info.value, ValueError)
+    assert epfinder.current_mode() is None

@@ -1,0 +1,69 @@
+"""The scanner's readers agree with importlib.metadata on any input they accept."""
+
+import email
+import importlib.metadata as md
+import warnings
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from epfinder import _scan
+
+# Characters that matter to the parsers: separators, brackets, comment marks, odd line breaks.
+TEXT = st.text(alphabet=st.sampled_from(list("abAB.-_ :=[]#\t\n\x0b\x0c\x1c\x85\u2028é")) , max_size=200)
+HEADER_LINES = st.lists(
+    st.one_of(
+        st.sampled_from(["Name: pkg", "name:x", "NAME:  spaced  ", "Version: 1.0", "Version:",
+                         "version: 2 ", "Summary: s", "  folded", "\tfolded", "", "From x",
+                         ":novalue", "no colon here", "Name : bad", "Metadata-Version: 2.1"]),
+        TEXT.filter(lambda t: "\n" not in t),
+    ),
+    max_size=8,
+)
+
+
+def plain_header(text, field):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        message = md._adapters.Message(email.message_from_string(text))
+        return message[field]
+
+
+@settings(max_examples=400)
+@given(HEADER_LINES, st.booleans())
+@example(["Name: pkg", "Version: 1.0", "  continued"], True)
+@example(["From me", "Name: pkg", "Version: 1"], False)
+def test_header_values_match_importlib_metadata(lines, trailing_newline):
+    text = "\n".join(lines) + ("\n" if trailing_newline else "")
+    found = _scan.header_values(text, ("name", "version"))
+    for field in ("name", "version"):
+        if field in found:  # a value epfinder would cache
+            assert found[field] == plain_header(text, field.capitalize())
+
+
+def test_header_fast_path_covers_ordinary_metadata():
+    text = "Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\nSummary: x\n\nLong\ndescription: yes\n"
+    assert _scan.header_values(text, ("name", "version")) == {"name": "pkg", "version": "1.0"}
+
+
+@settings(max_examples=400)
+@given(TEXT)
+@example("[g]\na = b\nno equals\n")
+@example("x = y\n[g]\n a = b = c \n[g2]\n#c\n[ g ]\nk=v")
+def test_entry_points_parse_matches_importlib_metadata(text):
+    try:
+        plain = [(ep.group, ep.name, ep.value) for ep in md.EntryPoints._from_text(text)]
+    except Exception as exc:
+        plain = type(exc)
+    try:
+        ours = [tuple(e) for e in _scan.parse_entry_points(text)]
+    except _scan.Unknown:
+        ours = TypeError  # left to importlib.metadata, which raises
+    assert ours == plain
+
+
+@given(st.text(alphabet=st.sampled_from(list("aA.-_9é")), min_size=1, max_size=20))
+def test_lookup_key_and_stem_match_importlib_metadata(name):
+    child = f"{name}-1.0.dist-info"
+    assert _scan.normalize(name) == md.Prepared.normalize(name)
+    assert _scan.name_from_stem(child) == md.PathDistribution._name_from_stem(child)
