@@ -36,7 +36,7 @@ def test_enable_puts_the_fast_paths_in_place():
     state = child(
         "import epfinder; epfinder.enable()\n"
         "import importlib.metadata as md, importlib.machinery as m, json\n"
-        "from epfinder import _boot\n"
+        "import _epfinder_boot as _boot\n"
         "print(json.dumps([m.PathFinder.find_distributions is _boot.find_distributions,"
         " hasattr(md.entry_points, '__wrapped__')]))"
     )

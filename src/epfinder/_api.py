@@ -1,6 +1,6 @@
 """The Python API: switch epfinder on and off in this process, and rebuild caches."""
 
-from . import _boot
+import _epfinder_boot as _boot
 from .errors import ModeError
 
 MODES = _boot.MODES
@@ -28,14 +28,17 @@ def current_mode():
     return _boot.mode
 
 
-def refresh(paths=None):
+def refresh(paths=None, wait=False, opt_in=False):
     """Rebuild the caches of ``paths`` (default: every directory on sys.path).
 
-    Returns {path: number of distributions} for the directories cached; a directory changed too
-    recently to be trusted yet is scanned but not written, and maps to None.
+    Returns {path: number of distributions} for the directories cached. A directory changed too
+    recently to tell a later change apart is scanned but not written, and maps to None, unless
+    ``wait`` is true: then it is scanned again until it can be trusted (a few seconds at most).
+    ``opt_in`` keeps each directory's cache inside it (``.epfinder-cache/``), site directory or not.
     """
     import os
     import sys
+    import time
 
     from . import _cache
 
@@ -45,11 +48,23 @@ def refresh(paths=None):
     for path in paths:
         if type(path) is not str or not os.path.isabs(path) or not os.path.isdir(path):
             continue
-        try:
-            cache = _cache.build(path)
-        except OSError:
+        if os.path.basename(path).lower().endswith(".egg"):
             continue
-        done[path] = cache.count if cache.trusted else None
+        if opt_in:
+            try:
+                os.makedirs(os.path.join(path, _cache.SUBDIR), exist_ok=True)
+            except OSError:
+                pass  # unwritable: the per-user location takes it
+        deadline = time.monotonic() + _cache.WALL_CLOCK_MARGIN_NS / 1e9 + 1
+        while True:
+            try:
+                cache = _cache.build(path)
+            except OSError:
+                break
+            if cache.trusted or not wait or time.monotonic() > deadline:
+                done[path] = cache.count if cache.trusted else None
+                break
+            time.sleep(0.05)
     finder = sys.modules.get("epfinder._finder")
     if finder is not None:
         finder.invalidate()

@@ -12,7 +12,9 @@ import os
 import stat
 import sys
 
-from . import _boot, _cache, _scan
+import _epfinder_boot as _boot
+
+from . import _cache, _scan
 from ._dist import distribution_class
 from .errors import CacheError
 

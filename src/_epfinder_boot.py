@@ -1,8 +1,10 @@
-"""Put epfinder in place: runs at interpreter start, so it is tiny, stdlib-only and never raises.
+"""epfinder's start-up half: runs at every interpreter start, so it is tiny, stdlib-only and never raises.
 
-It imports nothing but ``sys`` and ``os`` (both already loaded by then). The real work lives in
-``epfinder._finder``, imported on the first metadata query, when ``importlib.metadata`` is being
-imported anyway.
+It sits at the top of site-packages beside epfinder.pth, which loads it by path (one module, from
+its bytecode cache, without the import system listing site-packages), and epfinder.start (PEP 829,
+Python 3.15+). It imports nothing but ``sys`` and ``os``, both loaded by then. The real work lives in
+the ``epfinder`` package, imported on the first metadata query, when ``importlib.metadata`` is being
+imported anyway. The package reaches this module as ``import _epfinder_boot``.
 """
 
 import os
@@ -15,6 +17,56 @@ DEFAULT_MODE = "auto"
 mode = None
 
 _saved = {}  # what enable() replaced, so that disable() puts it back
+
+
+CONFIG_DIR = ".epfinder-cache"  # the same folder as the site directory's own metadata cache
+CONFIG_FILE = "config"
+
+
+def read_config(site_dir):
+    """``key = value`` lines of a site directory's epfinder config, or None when it has none.
+
+    A plain format on purpose: reading it at every interpreter start must not import json.
+    """
+    try:
+        fd = os.open(os.path.join(site_dir, CONFIG_DIR, CONFIG_FILE), os.O_RDONLY)
+        try:
+            text = os.read(fd, 65536).decode("utf-8")
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):
+        return None
+    config = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            config[key.strip()] = value.strip()
+    return config
+
+
+def boot():
+    """Called by epfinder.pth (Python <= 3.14) and epfinder.start (3.15+) at interpreter start.
+
+    Inert unless ``python -m epfinder install`` enabled the site directory this file is in.
+    Never raises and prints at most one line.
+    """
+    try:
+        if mode is not None:
+            return
+        site_dir = os.path.dirname(os.path.abspath(__file__))
+        config = read_config(site_dir)
+        if config is None or config.get("enabled") != "1":
+            return
+        wanted = env_mode() or config.get("mode") or DEFAULT_MODE
+        if wanted not in MODES:
+            sys.stderr.write(
+                f"epfinder: unknown EPFINDER_MODE {wanted!r} (expected {', '.join(MODES)}); "
+                "importlib.metadata is left as it is\n"
+            )
+            return
+        enable(wanted)
+    except Exception:
+        pass  # a broken install must never stop the interpreter from starting
 
 
 def env_mode():

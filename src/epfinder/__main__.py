@@ -1,0 +1,5 @@
+"""python -m epfinder"""
+
+from epfinder._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,309 @@
+"""python -m epfinder: switch an environment on or off, refresh, inspect and verify its caches."""
+
+import argparse
+import os
+import sys
+
+import _epfinder_boot as _boot
+
+from . import _api, _cache, _scan
+from .errors import CacheError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, no usage dump: the usage is one `--help` away.
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parser():
+    parser = _Parser(prog="epfinder", description="Per-directory caches for importlib.metadata.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = sub.add_parser("install", help="switch epfinder on for this environment and build its caches")
+    p.add_argument("--user", action="store_true", help="the user site (where pip install --user put epfinder)")
+    p.add_argument("--mode", choices=_boot.MODES[1:], default=_boot.DEFAULT_MODE)
+    p = sub.add_parser("uninstall", help="switch it off and remove every cache and file it wrote")
+    p.add_argument("--user", action="store_true")
+    p = sub.add_parser("refresh", help="rebuild the caches of PATHs (default: every directory on sys.path)")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p = sub.add_parser("status", help="where each sys.path entry's cache is and whether it is fresh")
+    p.add_argument("--json", action="store_true")
+    sub.add_parser("verify", help="compare every cache with a fresh scan; exit 1 when one differs")
+    return parser
+
+
+def main(argv=None):
+    """Run the command line tool; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        if args.command is None:
+            raise _UsageError("a command is required (install, uninstall, refresh, status, verify)")
+        return _COMMANDS[args.command](args)
+    except _UsageError as exc:
+        print(f"epfinder: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- the environment ----------------------------------------------------------------------------
+
+
+def _package_site():
+    """The site directory epfinder is installed in: where its .pth is and its config must be."""
+    return os.path.dirname(os.path.abspath(_boot.__file__))
+
+
+def _site_dirs():
+    import site
+
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+def _target(args):
+    import site
+
+    target = _package_site()
+    if args.user and os.path.normcase(target) != os.path.normcase(site.getusersitepackages()):
+        raise _UsageError(f"epfinder is installed in {target}, not in the user site; drop --user")
+    if not os.path.exists(os.path.join(target, "epfinder.pth")):
+        raise _UsageError(
+            f"{target} has no epfinder.pth, so interpreters would never load epfinder; "
+            "install epfinder from a wheel (pip install epfinder), not from a source tree"
+        )
+    return target
+
+
+def _config_path(site_dir):
+    return os.path.join(site_dir, _boot.CONFIG_DIR, _boot.CONFIG_FILE)
+
+
+def _write_config(site_dir, values):
+    folder = os.path.join(site_dir, _boot.CONFIG_DIR)
+    os.makedirs(folder, exist_ok=True)
+    text = "# written by python -m epfinder install; remove with python -m epfinder uninstall\n"
+    text += "".join(f"{k} = {v}\n" for k, v in values.items())
+    tmp = _config_path(site_dir) + f".tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, _config_path(site_dir))
+
+
+def _cmd_install(args):
+    target = _target(args)
+    config = _boot.read_config(target) or {}
+    was = config.get("enabled") == "1" and config.get("mode", _boot.DEFAULT_MODE) == args.mode
+    config.update(enabled="1", mode=args.mode)
+    try:
+        _write_config(target, config)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {_config_path(target)}: {exc.strerror}") from None
+    print(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
+    _report_refresh(_api.refresh(_site_dirs(), wait=True, opt_in=True))
+    return 0
+
+
+def _cmd_uninstall(args):
+    target = _target(args)
+    removed = []
+    config = _config_path(target)
+    if os.path.exists(config):
+        os.unlink(config)
+        removed.append(config)
+    for path in dict.fromkeys(_site_dirs() + [p for p in sys.path if isinstance(p, str)]):
+        if not os.path.isabs(path):
+            continue
+        removed.extend(_cache.discard(path))
+        folder = os.path.join(path, _cache.SUBDIR)
+        try:
+            for leftover in os.listdir(folder):
+                if leftover.startswith(".tmp-"):
+                    os.unlink(os.path.join(folder, leftover))
+            os.rmdir(folder)
+            removed.append(folder + os.sep)
+        except OSError:
+            pass
+    print(f"epfinder: switched off for {target}; removed {len(removed)} file(s)")
+    for path in removed:
+        print(f"  {path}")
+    return 0
+
+
+def _cmd_refresh(args):
+    if args.paths:
+        paths = []
+        for path in args.paths:
+            if not os.path.isdir(path):
+                raise _UsageError(f"not a directory: {path}")
+            paths.append(os.path.abspath(path))
+        done = _api.refresh(paths, wait=True, opt_in=True)
+    else:
+        done = _api.refresh(None, wait=True)
+    _report_refresh(done)
+    return 0
+
+
+def _report_refresh(done):
+    for path, count in done.items():
+        if count is None:
+            print(f"  {path}: changing too fast to cache (scanned, not written)")
+        else:
+            where = _written_file(path)
+            print(f"  {path}: {count} distribution(s) -> {where}")
+
+
+def _written_file(path):
+    for file in _cache.candidate_files(path):
+        if os.path.exists(file):
+            return file
+    return "(not written: no writable location)"
+
+
+# --- status and verify --------------------------------------------------------------------------
+
+
+def _entry_status(path):
+    """What epfinder does with one sys.path entry, as a dict."""
+    info = {"path": path, "cache": None, "state": None, "distributions": None, "entry_points": None}
+    if type(path) is not str or not os.path.isabs(path):
+        info["state"] = "plain (relative entry: always scanned)"
+        return info
+    if not os.path.isdir(path):
+        info["state"] = "plain (not a directory)" if os.path.exists(path) else "plain (does not exist)"
+        return info
+    if os.path.basename(path).lower().endswith(".egg"):
+        info["state"] = "plain (egg: always scanned)"
+        return info
+    for file in _cache.candidate_files(path):
+        try:
+            data = _cache.read_file(file)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            info.update(cache=file, state=f"unreadable ({exc.strerror})")
+            return info
+        info["cache"] = file
+        try:
+            cache = _cache.DirCache(path, data)
+        except CacheError as exc:
+            info["state"] = f"corrupt ({exc}): will be rebuilt"
+            return info
+        fresh = cache.signature == _scan.dir_signature(os.stat(path))
+        info["state"] = "fresh" if fresh else "stale: will be rebuilt at the next query"
+        info["distributions"] = cache.count
+        info["entry_points"] = sum(span[1] and len(cache.group(g)) for g, span in cache.groups.items())
+        return info
+    info["state"] = "missing: built at the next query" if _can_write(path) else "missing (unwritable)"
+    return info
+
+
+def _can_write(path):
+    if _cache.caches_in_directory(path):
+        sub = os.path.join(path, _cache.SUBDIR)
+        if os.access(sub if os.path.isdir(sub) else path, os.W_OK):
+            return True
+    root = _cache.user_cache_root()
+    while not os.path.exists(root):
+        root = os.path.dirname(root)
+    return os.access(root, os.W_OK)
+
+
+def _environment():
+    site_dir = _package_site()
+    config = _boot.read_config(site_dir) or {}
+    enabled = config.get("enabled") == "1"
+    env = _boot.env_mode()
+    return {
+        "site": site_dir,
+        "enabled": enabled,
+        "mode": (env or config.get("mode") or _boot.DEFAULT_MODE) if enabled or env else "off",
+        "mode_from": "EPFINDER_MODE" if env else ("config" if enabled else "not enabled"),
+        "active_in_this_process": _boot.mode,
+    }
+
+
+def _cmd_status(args):
+    report = {"environment": _environment(), "sys.path": [_entry_status(p) for p in sys.path]}
+    if args.json:
+        import json
+
+        print(json.dumps(report, indent=2))
+        return 0
+    env = report["environment"]
+    print(f"epfinder for {env['site']}: {'enabled' if env['enabled'] else 'not enabled'}, "
+          f"mode {env['mode']} ({env['mode_from']})")
+    for info in report["sys.path"]:
+        counts = ""
+        if info["distributions"] is not None:
+            counts = f", {info['distributions']} distribution(s), {info['entry_points']} entry point(s)"
+        print(f"  {info['path'] or repr(info['path'])}: {info['state']}{counts}")
+        if info["cache"]:
+            print(f"      cache: {info['cache']}")
+    return 0
+
+
+def _tables(cache):
+    return {
+        "distributions": [
+            (cache.entry(i), cache.name(i), cache.version(i), cache.normalized()[i])
+            for i in range(cache.count)
+        ],
+        "entry points": cache.all_entry_points(),
+        "index": {k: list(cache.lookup(k)) for k in cache._table("index", lambda v, c: True)},
+    }
+
+
+def _cmd_verify(args):
+    problems = 0
+    checked = 0
+    for path in sys.path:
+        if type(path) is not str or not os.path.isabs(path) or not os.path.isdir(path):
+            continue
+        cache = _cache.load(path)
+        if cache is None:
+            continue
+        checked += 1
+        fresh = cache.signature == _scan.dir_signature(os.stat(path))
+        scan = _cache.build(path, write=False)
+        if not fresh:
+            print(f"{path}: stale (the next query rescans it)")
+            continue
+        expected, actual = _tables(scan), _tables(cache)
+        if expected == actual:
+            continue
+        problems += 1
+        print(f"{path}: the cache differs from a fresh scan")
+        for key in expected:
+            if expected[key] != actual[key]:
+                _print_diff(key, actual[key], expected[key])
+    print(f"epfinder: verified {checked} cache(s), {problems} differ from a scan")
+    return 1 if problems else 0
+
+
+def _print_diff(what, cached, scanned):
+    import difflib
+    import pprint
+
+    lines = difflib.unified_diff(
+        pprint.pformat(cached, width=100).splitlines(),
+        pprint.pformat(scanned, width=100).splitlines(),
+        f"{what} (cache)", f"{what} (scan)", lineterm="", n=1,
+    )
+    for line in lines:
+        print(f"  {line}")
+
+
+_COMMANDS = {
+    "install": _cmd_install,
+    "uninstall": _cmd_uninstall,
+    "refresh": _cmd_refresh,
+    "status": _cmd_status,
+    "verify": _cmd_verify,
+}
