@@ -1,0 +1,165 @@
+"""The real loop: pip install epfinder, python -m epfinder install, pip install/uninstall others.
+
+Everything runs in a fresh venv made with `python -m venv`, with epfinder installed from a wheel
+built from this checkout, and child interpreters that start through real `site` processing.
+"""
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import make_venv, make_wheel
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def epfinder_wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True, timeout=600, capture_output=True,
+    )
+    (wheel,) = out.glob("epfinder-*.whl")
+    return wheel
+
+
+def clean_env(tmp_path, **extra):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.update(extra)
+    return env
+
+
+def run(python, *args, tmp_path, env=None, check=True):
+    proc = subprocess.run([python, *args], capture_output=True, text=True, timeout=300,
+                          env=env or clean_env(tmp_path), cwd=tmp_path)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def pip(python, *args, tmp_path):
+    run(python, "-m", "pip", "--disable-pip-version-check", "-q", *args, tmp_path=tmp_path)
+
+
+ASK = """
+import sys, json
+import importlib.metadata as md
+boot = sys.modules.get("_epfinder_boot")
+try:
+    version = md.version("plugin-pkg")
+except md.PackageNotFoundError:
+    version = None
+print(json.dumps({
+    "mode": boot and boot.mode,
+    "version": version,
+    "plugins": sorted((e.name, e.value) for e in md.entry_points(group="demo.plugins")),
+    "dists": [d.metadata["Name"] for d in md.distributions()],
+}))
+"""
+
+
+def ask(python, tmp_path, mode=None):
+    env = clean_env(tmp_path, **({"EPFINDER_MODE": mode} if mode else {}))
+    return json.loads(run(python, "-c", ASK, tmp_path=tmp_path, env=env).stdout)
+
+
+@pytest.fixture
+def venv(tmp_path, epfinder_wheel):
+    """(interpreter, site-packages, what site-packages held before epfinder was installed)."""
+    python = make_venv(tmp_path / "venv")
+    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                    tmp_path=tmp_path).stdout.strip())
+    pristine = set(os.listdir(site))
+    pip(python, "install", "--no-index", str(epfinder_wheel), tmp_path=tmp_path)
+    return Venv(python, site, pristine)
+
+
+Venv = collections.namedtuple("Venv", "python site pristine")
+
+
+def startup_modules(python, tmp_path, **env):
+    out = run(python, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))",
+              tmp_path=tmp_path, env=clean_env(tmp_path, **env)).stdout
+    return set(json.loads(out))
+
+
+def test_install_pip_loop_and_clean_uninstall(venv, tmp_path):
+    python, site, pristine = venv
+    plain_modules = startup_modules(python, tmp_path)
+    assert ask(python, tmp_path)["mode"] is None, "inert until enabled"
+
+    out = run(python, "-m", "epfinder", "install", tmp_path=tmp_path).stdout
+    assert f"enabled for {site}" in out
+    assert "already enabled" in run(python, "-m", "epfinder", "install", tmp_path=tmp_path).stdout
+
+    # Start-up imports nothing but epfinder's own start-up module.
+    assert startup_modules(python, tmp_path) - plain_modules == {"_epfinder_boot"}
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    v1 = make_wheel(wheels, "plugin-pkg", "1.0", "[demo.plugins]\nfirst = plugin_pkg:main\n")
+    v2 = make_wheel(wheels, "plugin-pkg", "2.0", "[demo.plugins]\nfirst = plugin_pkg:main\nsecond = plugin_pkg:main\n")
+    expected_versions = iter(["1.0", "2.0", None])
+    for step in (["install", "--no-index", str(v1)], ["install", "--no-index", str(v2)],
+                 ["uninstall", "-y", "plugin-pkg"]):
+        pip(python, *step, tmp_path=tmp_path)
+        served, plain = ask(python, tmp_path), ask(python, tmp_path, mode="off")
+        assert served["mode"] == "auto" and plain["mode"] is None
+        assert served["version"] == next(expected_versions)
+        del served["mode"], plain["mode"]
+        assert served == plain
+
+    # The query healed the cache of site-packages.
+    status = json.loads(run(python, "-m", "epfinder", "status", "--json", tmp_path=tmp_path).stdout)
+    (entry,) = [e for e in status["sys.path"] if e["path"] == str(site)]
+    assert entry["state"] == "fresh" and entry["cache"].startswith(str(site))
+    assert status["environment"] == {**status["environment"], "enabled": True, "mode": "auto"}
+
+    out = run(python, "-m", "epfinder", "uninstall", tmp_path=tmp_path).stdout
+    assert "switched off" in out
+    assert ask(python, tmp_path)["mode"] is None
+    pip(python, "uninstall", "-y", "epfinder", tmp_path=tmp_path)
+    assert set(os.listdir(site)) == pristine, "nothing left behind"
+    assert not (tmp_path / "xdg" / "epfinder").exists() or not any(
+        str(site) in p.read_text(errors="replace") for p in (tmp_path / "xdg" / "epfinder").iterdir()
+    )
+
+
+@pytest.mark.parametrize("damage", ["config-is-a-directory", "boot-module-deleted", "bad-mode"])
+def test_a_damaged_install_never_stops_the_interpreter(venv, tmp_path, damage):
+    python, site, _ = venv
+    run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
+    env = clean_env(tmp_path)
+    if damage == "config-is-a-directory":
+        config = site / ".epfinder-cache" / "config"
+        config.unlink()
+        config.mkdir()
+    elif damage == "boot-module-deleted":
+        (site / "_epfinder_boot.py").unlink()
+        shutil.rmtree(site / "__pycache__", ignore_errors=True)
+    else:
+        env["EPFINDER_MODE"] = "sideways"
+    proc = run(python, "-c", "import sys; print(sys.modules.get('_epfinder_boot') and "
+               "sys.modules['_epfinder_boot'].mode)", tmp_path=tmp_path, env=env)
+    assert proc.stdout.strip() == "None"
+    if damage == "bad-mode":
+        assert proc.stderr.count("\n") == 1 and "unknown EPFINDER_MODE 'sideways'" in proc.stderr
+    else:
+        assert proc.stderr == ""
+
+
+def test_isolated_mode_ignores_the_environment_variable(venv, tmp_path):
+    python, _, _ = venv
+    run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
+    env = clean_env(tmp_path, EPFINDER_MODE="off")
+    code = "import sys; print(sys.modules['_epfinder_boot'].mode)"
+    assert run(python, "-c", code, tmp_path=tmp_path, env=env).stdout.strip() == "None"
+    assert run(python, "-I", "-c", code, tmp_path=tmp_path, env=env).stdout.strip() == "auto"
