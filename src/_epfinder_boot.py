@@ -24,10 +24,8 @@ CONFIG_FILE = "config"
 
 
 def read_config(site_dir):
-    """``key = value`` lines of a site directory's epfinder config, or None when it has none.
-
-    A plain format on purpose: reading it at every interpreter start must not import json.
-    """
+    # ``key = value`` lines of a site directory's epfinder config, or None when it has none. A
+    # plain format on purpose: reading it at every interpreter start must not import json.
     try:
         fd = os.open(os.path.join(site_dir, CONFIG_DIR, CONFIG_FILE), os.O_RDONLY)
         try:
@@ -45,11 +43,9 @@ def read_config(site_dir):
 
 
 def boot():
-    """Called by epfinder.pth (Python <= 3.14) and epfinder.start (3.15+) at interpreter start.
-
-    Inert unless ``python -m epfinder install`` enabled the site directory this file is in.
-    Never raises and prints at most one line.
-    """
+    # Called by epfinder.pth (Python <= 3.14) and epfinder.start (3.15+) at interpreter start.
+    # Inert unless `python -m epfinder install` enabled the site directory this file is in.
+    # Never raises, and prints at most one line.
     try:
         if mode is not None:
             return
@@ -70,7 +66,7 @@ def boot():
 
 
 def env_mode():
-    """EPFINDER_MODE, unless the interpreter ignores the environment (-E, -I)."""
+    # EPFINDER_MODE, unless the interpreter ignores the environment (-E, -I).
     if sys.flags.ignore_environment:
         return None
     return os.environ.get("EPFINDER_MODE") or None
@@ -82,56 +78,31 @@ def _path_finder():
 
 
 def find_distributions(*args, **kwargs):
-    """Stands in for PathFinder.find_distributions while epfinder is on."""
+    # Stands in for PathFinder.find_distributions while epfinder is on.
     from epfinder import _finder
 
     return _finder.find_distributions(*args, **kwargs)
 
 
 class MetadataImportHook:
-    """A meta path entry that finds nothing: it finishes importlib.metadata as it is imported.
-
-    It also forwards importlib.invalidate_caches() to epfinder's in-process state.
-    """
+    # A meta path entry that finds nothing: it finishes importlib.metadata as it is imported (see
+    # epfinder._finder.patching_spec) and forwards importlib.invalidate_caches() to epfinder.
 
     watched = frozenset({"importlib.metadata"})
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self.watched:
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _PatchingLoader(spec.loader)
-        return spec
+        try:
+            from epfinder._finder import patching_spec
+        except Exception:
+            return None  # the package is gone: importlib.metadata imports as usual
+        return patching_spec(self, fullname, path, target)
 
     def invalidate_caches(self):
         finder = sys.modules.get("epfinder._finder")
         if finder is not None:
             finder.invalidate()
-
-
-class _PatchingLoader:
-    def __init__(self, loader):
-        self.loader = loader
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        # The module sees its real loader, as it would without epfinder.
-        module.__spec__.loader = module.__loader__ = self.loader
-        self.loader.exec_module(module)
-        _patch(module)
 
 
 def _patch(module):
@@ -144,7 +115,7 @@ def _patch(module):
 
 
 def enable(new_mode=None):
-    """Put epfinder in place in this process (idempotent). Returns the mode in force."""
+    # Put epfinder in place in this process (idempotent). Returns the mode in force.
     global mode
     if new_mode is None:
         new_mode = env_mode() or DEFAULT_MODE
@@ -176,7 +147,7 @@ def enable(new_mode=None):
 
 
 def disable():
-    """Take epfinder out of this process and leave it as it was before enable()."""
+    # Take epfinder out of this process and leave it as it was before enable().
     global mode
     mode = None
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, MetadataImportHook)]

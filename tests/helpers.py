@@ -107,15 +107,26 @@ def assert_same_as_plain(tmp_path, paths, names=(), modes=("auto",), **kwargs):
     return plain[0]
 
 
+def _first_difference(expected, actual, path=""):
+    """The innermost place where two JSON values differ, as (path, expected, actual)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in sorted(set(expected) | set(actual)):
+            if expected.get(key) != actual.get(key):
+                return _first_difference(expected.get(key), actual.get(key), f"{path}/{key}")
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            if e != a:
+                return _first_difference(e, a, f"{path}[{i}]")
+    return path, expected, actual
+
+
 def _assert_equal(expected, actual, where):
     if expected == actual:
         return
-    for key in sorted(set(expected) | set(actual)):
-        if expected.get(key) != actual.get(key):
-            raise AssertionError(
-                f"{where}: {key} differs\nplain:    {json.dumps(expected.get(key))[:3000]}\n"
-                f"epfinder: {json.dumps(actual.get(key))[:3000]}"
-            )
+    path, e, a = _first_difference(expected, actual)
+    raise AssertionError(
+        f"{where}: {path} differs\nplain:    {json.dumps(e)[:2000]}\nepfinder: {json.dumps(a)[:2000]}"
+    )
 
 
 def make_wheel(dest, name, version, entry_points="", modules=None):

@@ -67,7 +67,7 @@ def describe_dist(dist):
         "normalized": record(lambda: dist._normalized_name),
         "entry_points": record(lambda: [describe_ep(ep) for ep in dist.entry_points]),
         "requires": record(lambda: dist.requires),
-        "metadata_keys": record(lambda: sorted(set(dist.metadata.keys()))),
+        "metadata": record(lambda: [[k, str(v)] for k, v in dist.metadata.items()]),
         "files": record(lambda: describe_files(dist.files)),
         "read_text_record": record(lambda: dist.read_text("RECORD")),
         "locate_file": record(lambda: str(dist.locate_file("x/y.py"))),

@@ -143,6 +143,45 @@ def _search_path(md, path, prepared):
         return _plain(md, path, prepared)
 
 
+# --- finishing importlib.metadata as it is imported -------------------------------------------
+
+
+def patching_spec(hook, fullname, path, target):
+    """The spec the other finders give ``fullname``, with a loader that patches it after exec."""
+    for finder in sys.meta_path:
+        if finder is hook or not hasattr(finder, "find_spec"):
+            continue
+        spec = finder.find_spec(fullname, path, target)
+        if spec is not None:
+            break
+    else:
+        return None
+    if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+        spec.loader = _PatchingLoader(spec.loader)
+    return spec
+
+
+class _PatchingLoader:
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        # The module sees its real loader, as it would without epfinder.
+        module.__spec__.loader = module.__loader__ = self.loader
+        self.loader.exec_module(module)
+        try:
+            patch_module(module)
+        except Exception:
+            if _debug():
+                raise
+
+
 # --- entry_points() answered from the group index ---------------------------------------------
 
 # The shapes of entry_points() this module knows how to answer faster, by the globals they use:
