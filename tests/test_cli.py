@@ -63,7 +63,14 @@ def test_status_reports_every_entry(env, capsys):
 
     write_tree(env, dist_info("gamma", "1.0"))
     assert _cli.main(["status"]) == 0
-    assert f"{env}: stale" in capsys.readouterr().out
+    assert f"{env}: racy: changed in the last seconds" in capsys.readouterr().out
+    past = time.time() - 60
+    os.utime(env, (past, past))  # ctime still moves, but both are now settled
+    ctime = os.stat(env).st_ctime
+    if time.time() - ctime < _cache.WALL_CLOCK_MARGIN_NS / 1e9:
+        time.sleep(_cache.WALL_CLOCK_MARGIN_NS / 1e9 - (time.time() - ctime) + 0.1)
+    assert _cli.main(["status"]) == 0
+    assert f"{env}: stale: will be rebuilt" in capsys.readouterr().out
 
 
 def test_verify_finds_a_cache_that_differs_from_a_scan(env, capsys):

@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import time
 
 import _epfinder_boot as _boot
 
@@ -181,6 +182,8 @@ def _entry_status(path):
     if os.path.basename(path).lower().endswith(".egg"):
         info["state"] = "plain (egg: always scanned)"
         return info
+    signature = _scan.dir_signature(os.stat(path))
+    racy = time.time_ns() - max(signature[2:]) < _cache.WALL_CLOCK_MARGIN_NS
     for file in _cache.candidate_files(path):
         try:
             data = _cache.read_file(file)
@@ -195,12 +198,21 @@ def _entry_status(path):
         except CacheError as exc:
             info["state"] = f"corrupt ({exc}): will be rebuilt"
             return info
-        fresh = cache.signature == _scan.dir_signature(os.stat(path))
-        info["state"] = "fresh" if fresh else "stale: will be rebuilt at the next query"
+        if cache.signature == signature:
+            info["state"] = "fresh"
+        elif racy:
+            info["state"] = "racy: changed in the last seconds, scanned at each query until it settles"
+        else:
+            info["state"] = "stale: will be rebuilt at the next query"
         info["distributions"] = cache.count
         info["entry_points"] = sum(span[1] and len(cache.group(g)) for g, span in cache.groups.items())
         return info
-    info["state"] = "missing: built at the next query" if _can_write(path) else "missing (unwritable)"
+    if not _can_write(path):
+        info["state"] = "missing (unwritable: scanned at each query)"
+    elif racy:
+        info["state"] = "racy: changed in the last seconds, scanned at each query until it settles"
+    else:
+        info["state"] = "missing: built at the next query"
     return info
 
 
