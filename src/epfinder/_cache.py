@@ -37,7 +37,11 @@ def encode(path, signature, index, records):
     groups = {}
     for i, record in enumerate(records):
         for seq, (group, name, value) in enumerate(record["entry_points"] or ()):
-            groups.setdefault(group, []).append([i, seq, name, value])
+            columns = groups.setdefault(group, {"dist": [], "seq": [], "name": [], "value": []})
+            columns["dist"].append(i)
+            columns["seq"].append(seq)
+            columns["name"].append(name)
+            columns["value"].append(value)
     normalized = [r["normalized"] for r in records]
     shadowed = []
     seen = set()
@@ -85,13 +89,31 @@ def encode(path, signature, index, records):
 
 
 class DirCache:
-    """A parsed cache file. Each table is checked and decoded on first use."""
+    """A parsed cache file. Each table is read, checked and decoded on first use.
+
+    ``source`` is the whole file as bytes, or an open descriptor of it. A descriptor stays open
+    for the life of the object and lines are read from it with pread: a group query then reads
+    the header and one line, not the whole file, and since writers replace the file by rename,
+    the descriptor keeps seeing the version whose header was checked.
+    """
 
     __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "trusted",
-                 "_data", "_body", "_tables", "_parsed", "_dist_eps", "_normset")
+                 "_data", "_fd", "_body", "_tables", "_parsed", "_dist_eps", "_normset")
 
-    def __init__(self, path, data):
-        end = data.find(b"\n")
+    def __init__(self, path, source):
+        self._fd = None
+        if isinstance(source, int):
+            size = os.fstat(source).st_size
+            data = os.pread(source, min(size, 65536), 0)
+            while b"\n" not in data and len(data) < size:
+                data += os.pread(source, 65536, len(data))
+            end = data.find(b"\n")
+        else:
+            data = source
+            size = len(data)
+            end = data.find(b"\n")
+        if end < 0:
+            raise CacheError("no header line")
         try:
             header = json.loads(data[:end])
         except ValueError:
@@ -107,7 +129,7 @@ class DirCache:
         groups = header.get("groups")
         signature = header.get("signature")
         shadowed = header.get("shadowed")
-        body = len(data) - end - 1
+        body = size - end - 1
         if (
             type(count) is not int
             or not isinstance(tables, dict)
@@ -126,16 +148,28 @@ class DirCache:
         self.shadowed = frozenset(shadowed)
         self.fast = header.get("fast") is True
         self.trusted = True
-        self._data = data
+        if isinstance(source, int):
+            self._data = None
+            self._fd = source
+        else:
+            self._data = data
         self._body = end + 1
         self._tables = tables
         self._parsed = {}
         self._dist_eps = None
         self._normset = None
 
+    def __del__(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def _decode(self, span, what, valid):
         start = self._body + span[0]
-        line = self._data[start : start + span[1]]
+        if self._fd is not None:
+            line = os.pread(self._fd, span[1], start)
+        else:
+            line = self._data[start : start + span[1]]
         if zlib.crc32(line) != span[2]:
             raise CacheError(f"checksum mismatch in {what}")
         try:
@@ -183,21 +217,29 @@ class DirCache:
         return range(span[0], span[0] + span[1])
 
     def group(self, name):
-        """[[dist index, position in its entry_points.txt, name, value], ...] in search order."""
+        """An iterator of (dist, seq, name, value) over one group, in search order.
+
+        ``dist`` is the distribution's index; ``seq`` its position among that distribution's
+        entry points, in file order.
+        """
         key = "group " + name
         try:
-            return self._parsed[key]
+            return zip(*self._parsed[key])
         except KeyError:
             pass
         span = self.groups.get(name)
-        value = [] if span is None else self._decode(span, f"group {name!r}", _valid_group)
+        if span is None:
+            value = ((), (), (), ())
+        else:
+            columns = self._decode(span, f"group {name!r}", _valid_group)
+            value = (columns["dist"], columns["seq"], columns["name"], columns["value"])
         self._parsed[key] = value
-        return value
+        return zip(*value)
 
     def all_entry_points(self):
-        """Every entry point as [dist, seq, group, name, value], in search and file order."""
+        """Every entry point as (dist, seq, group, name, value), in search and file order."""
         merged = [
-            [d, seq, group, name, value]
+            (d, seq, group, name, value)
             for group in self.groups
             for d, seq, name, value in self.group(group)
         ]
@@ -270,15 +312,13 @@ def _valid_stamps(value, count):
 
 
 def _valid_group(value, count):
-    if type(value) is not list:
+    if type(value) is not dict or value.keys() != {"dist", "seq", "name", "value"}:
         return False
-    if not value:
-        return True
-    if set(map(type, value)) != {list} or set(map(len, value)) != {4}:
-        return False
-    dists, seqs, names, values = zip(*value)
+    dists, seqs, names, values = value["dist"], value["seq"], value["name"], value["value"]
     return (
-        set(map(type, dists)) == {int}
+        type(dists) is type(seqs) is type(names) is type(values) is list
+        and len(dists) == len(seqs) == len(names) == len(values) > 0
+        and set(map(type, dists)) == {int}
         and set(map(type, seqs)) == {int}
         and set(map(type, names)) == _STR
         and set(map(type, values)) == _STR
@@ -379,12 +419,13 @@ def load(path):
     """The cache recorded for ``path``, or None when there is none that parses."""
     for file in candidate_files(path):
         try:
-            data = read_file(file)
+            fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
             continue
         try:
-            return DirCache(path, data)
-        except CacheError:
+            return DirCache(path, fd)
+        except (CacheError, OSError):
+            os.close(fd)
             continue
     return None
 

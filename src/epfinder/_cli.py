@@ -205,7 +205,7 @@ def _entry_status(path):
         else:
             info["state"] = "stale: will be rebuilt at the next query"
         info["distributions"] = cache.count
-        info["entry_points"] = sum(span[1] and len(cache.group(g)) for g, span in cache.groups.items())
+        info["entry_points"] = sum(sum(1 for _ in cache.group(g)) for g in cache.groups)
         return info
     if not _can_write(path):
         info["state"] = "missing (unwritable: scanned at each query)"

@@ -82,6 +82,15 @@ def _usable(cache, signature, mode, recheck):
     return mode != "strict" or cache.stamps_match()
 
 
+def _forget(path):
+    """A cache found unusable while reading it: drop it here and on disk, so the next query rebuilds."""
+    _states.pop(path, None)
+    try:
+        _cache.discard(path)
+    except Exception:
+        pass
+
+
 def _served_or_none(path, recheck=False):
     try:
         return served(path, recheck)
@@ -139,7 +148,7 @@ def _search_path(md, path, prepared):
     except CacheError:
         if _debug():
             raise
-        _states.pop(path, None)
+        _forget(path)
         return _plain(md, path, prepared)
 
 
@@ -301,7 +310,6 @@ def _collect(md, params):
 
     context = md.DistributionFinder.Context()
     everything = md.Prepared(None)
-    make = md.EntryPoint
     for resolver in md.Distribution._discover_resolvers():
         if resolver is not _boot.find_distributions:
             add_plain(resolver(context))
@@ -317,29 +325,45 @@ def _collect(md, params):
             if not state.fast:
                 add_plain(cls(state, i) for i in range(state.count))
                 continue
-            shadowed = state.shadowed
-            norms = state.normalized() if dedup else None
-            dists = {}
-            if type(group) is str and name is _MISSING and not shadowed and norms is None:
-                # The common query: one group, nothing to deduplicate, no test per entry.
-                for d, _seq, n, v in state.group(group):
-                    dist = dists.get(d)
-                    if dist is None:
-                        dist = dists[d] = cls(state, d)
-                    result.append(make(name=n, value=v, group=group)._for(dist))
-            else:
-                if type(group) is str:
-                    entries = [(e[0], group, e[2], e[3]) for e in state.group(group)]
-                else:
-                    entries = [(e[0], e[2], e[3], e[4]) for e in state.all_entry_points()]
-                for d, g, n, v in entries:
-                    if d in shadowed or not wanted(g, n):
-                        continue
-                    if norms is not None and dedup.seen(norms[d]):
-                        continue
-                    dist = dists.get(d)
-                    if dist is None:
-                        dist = dists[d] = cls(state, d)
-                    result.append(make(name=n, value=v, group=g)._for(dist))
+            try:
+                found = _from_group_index(md, state, group, name, wanted, dedup, cls)
+            except CacheError:
+                if _debug():
+                    raise
+                _forget(path)
+                add_plain(_plain(md, path, everything))
+                continue
+            result.extend(found)
             dedup.caches.append(state)
     return result
+
+
+def _from_group_index(md, state, group, name, wanted, dedup, cls):
+    """The entry points of one cached directory that entry_points(**params) would collect."""
+    make = md.EntryPoint
+    found = []
+    shadowed = state.shadowed
+    norms = state.normalized() if dedup else None
+    dists = {}
+    if type(group) is str and name is _MISSING and not shadowed and norms is None:
+        # The common query: one group, nothing to deduplicate, no test per entry.
+        for d, _seq, n, v in state.group(group):
+            dist = dists.get(d)
+            if dist is None:
+                dist = dists[d] = cls(state, d)
+            found.append(make(name=n, value=v, group=group)._for(dist))
+    else:
+        if type(group) is str:
+            entries = [(e[0], group, e[2], e[3]) for e in state.group(group)]
+        else:
+            entries = [(e[0], e[2], e[3], e[4]) for e in state.all_entry_points()]
+        for d, g, n, v in entries:
+            if d in shadowed or not wanted(g, n):
+                continue
+            if norms is not None and dedup.seen(norms[d]):
+                continue
+            dist = dists.get(d)
+            if dist is None:
+                dist = dists[d] = cls(state, d)
+            found.append(make(name=n, value=v, group=g)._for(dist))
+    return found
