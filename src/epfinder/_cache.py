@@ -103,8 +103,9 @@ class DirCache:
     def __init__(self, path, source):
         self._fd = None
         if isinstance(source, int):
-            size = os.fstat(source).st_size
-            data = os.pread(source, min(size, 65536), 0)
+            data = os.pread(source, 65536, 0)
+            # A short read is the whole file, and saves the fstat a large one needs.
+            size = len(data) if len(data) < 65536 else os.fstat(source).st_size
             while b"\n" not in data and len(data) < size:
                 data += os.pread(source, 65536, len(data))
             end = data.find(b"\n")
@@ -383,8 +384,10 @@ def per_user_file(path):
 
 
 def candidate_files(path):
-    """Where the cache of ``path`` may be, in the order they are read."""
-    return (in_directory_file(path), per_user_file(path))
+    """Where the cache of ``path`` may be, the likelier first (a site directory keeps its own)."""
+    if os.path.normcase(os.path.abspath(path)) in site_directories():
+        return (in_directory_file(path), per_user_file(path))
+    return (per_user_file(path), in_directory_file(path))
 
 
 def caches_in_directory(path):
