@@ -23,7 +23,7 @@ def main():
     sys.path.extend(spec.get("append", []))
     mode = spec.get("mode")
     if spec.get("backport") == "before":
-        import importlib_metadata  # noqa: F401
+        import importlib_metadata  # noqa: F401 - imported for its side effects on the stdlib
     if mode is not None:
         import epfinder
 

@@ -61,8 +61,6 @@ def test_pip_install_and_uninstall_between_queries(tmp_path):
     assert on[0][0] is None
 
     # A long-running process sees each change at its next query too.
-    import threading
-
     proc = subprocess.Popen(
         [python, "-c", QUERY.format(root=EPFINDER_ROOT), "on"], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, text=True,
