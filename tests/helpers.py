@@ -72,15 +72,16 @@ def child_env(tmp_path, **extra):
 
 
 def probe(tmp_path, paths, mode=None, names=(), rounds=1, python=None, env=None, backport=None,
-          cwd=None):
+          cwd=None, library=None, append=()):
     """Run the probe in a fresh ``python -S`` child; returns its parsed answers."""
     spec = {
         "paths": [str(p) for p in paths],
-        "append": [EPFINDER_ROOT],
+        "append": [EPFINDER_ROOT, *map(str, append)],
         "mode": mode,
         "names": list(names),
         "rounds": rounds,
         "backport": backport,
+        "library": library,
     }
     proc = subprocess.run(
         [python or sys.executable, "-S", str(PROBE), json.dumps(spec)],

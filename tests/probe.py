@@ -6,7 +6,8 @@ argv[1] is a JSON object:
   mode     None: epfinder is not imported at all; else the mode passed to epfinder.enable()
   names    distribution names to ask version(), metadata(), files(), requires() about
   rounds   how many times to ask everything (later rounds hit the in-process state)
-  backport import importlib_metadata before ("before") or after ("after") enabling, and query it
+  backport import the importlib_metadata backport before ("before") or after ("after") enabling
+  library  "backport" to ask importlib_metadata, else the stdlib importlib.metadata
 
 Every answer is recorded together with the exception and the warnings it produced, so that a
 differential test compares behaviour, not only return values.
@@ -22,13 +23,17 @@ def main():
     sys.path[:0] = spec.get("paths", [])
     sys.path.extend(spec.get("append", []))
     mode = spec.get("mode")
+    # Importing the backport changes the stdlib's discovery too (it removes PathFinder's
+    # find_distributions), so when it happens relative to enable() matters.
     if spec.get("backport") == "before":
-        import importlib_metadata  # noqa: F401 - imported for its side effects on the stdlib
+        import importlib_metadata  # noqa: F401
     if mode is not None:
         import epfinder
 
         epfinder.enable(mode)
-    if spec.get("backport"):
+    if spec.get("backport") == "after":
+        import importlib_metadata  # noqa: F401
+    if spec.get("library") == "backport":
         import importlib_metadata as md
     else:
         import importlib.metadata as md
