@@ -53,10 +53,12 @@ def boot():
         config = read_config(site_dir)
         if config is None or config.get("enabled") != "1":
             return
-        wanted = env_mode() or config.get("mode") or DEFAULT_MODE
+        env = env_mode()
+        wanted = env or config.get("mode") or DEFAULT_MODE
         if wanted not in MODES:
+            source = "EPFINDER_MODE" if env else f"mode in {os.path.join(site_dir, CONFIG_DIR, CONFIG_FILE)}"
             sys.stderr.write(
-                f"epfinder: unknown EPFINDER_MODE {wanted!r} (expected {', '.join(MODES)}); "
+                f"epfinder: unknown {source} {wanted!r} (expected {', '.join(MODES)}); "
                 "importlib.metadata is left as it is\n"
             )
             return
@@ -79,8 +81,11 @@ def _path_finder():
 
 def find_distributions(*args, **kwargs):
     # Stands in for PathFinder.find_distributions while epfinder is on.
-    from epfinder import _finder
-
+    try:
+        from epfinder import _finder
+    except ImportError:
+        # The package was deleted under a running configuration: answer as the stdlib would.
+        return _saved["find_distributions"].__get__(None, _path_finder())(*args, **kwargs)
     return _finder.find_distributions(*args, **kwargs)
 
 

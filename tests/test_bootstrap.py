@@ -133,7 +133,9 @@ def test_install_pip_loop_and_clean_uninstall(venv, tmp_path):
     )
 
 
-@pytest.mark.parametrize("damage", ["config-is-a-directory", "boot-module-deleted", "bad-mode"])
+@pytest.mark.parametrize(
+    "damage", ["config-is-a-directory", "boot-module-deleted", "package-deleted", "bad-mode", "bad-config-mode"]
+)
 def test_a_damaged_install_never_stops_the_interpreter(venv, tmp_path, damage):
     python, site, _ = venv
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
@@ -145,13 +147,25 @@ def test_a_damaged_install_never_stops_the_interpreter(venv, tmp_path, damage):
     elif damage == "boot-module-deleted":
         (site / "_epfinder_boot.py").unlink()
         shutil.rmtree(site / "__pycache__", ignore_errors=True)
-    else:
+    elif damage == "package-deleted":
+        shutil.rmtree(site / "epfinder")
+    elif damage == "bad-mode":
         env["EPFINDER_MODE"] = "sideways"
-    proc = run(python, "-c", "import sys; print(sys.modules.get('_epfinder_boot') and "
-               "sys.modules['_epfinder_boot'].mode)", tmp_path=tmp_path, env=env)
-    assert proc.stdout.strip() == "None"
+    else:
+        with open(site / ".epfinder-cache" / "config", "a") as f:
+            f.write("mode = sideways\n")
+    proc = run(python, "-c", ASK, tmp_path=tmp_path, env=env)
+    answers = json.loads(proc.stdout)
+    plain = ask(python, tmp_path, mode="off")
+    assert {k: v for k, v in answers.items() if k != "mode"} == {k: v for k, v in plain.items() if k != "mode"}
+    if damage == "package-deleted":
+        assert answers["mode"] == "auto", "the start-up module still ran; queries fell back to plain"
+    else:
+        assert answers["mode"] is None
     if damage == "bad-mode":
         assert proc.stderr.count("\n") == 1 and "unknown EPFINDER_MODE 'sideways'" in proc.stderr
+    elif damage == "bad-config-mode":
+        assert proc.stderr.count("\n") == 1 and "unknown mode in " in proc.stderr and "'sideways'" in proc.stderr
     else:
         assert proc.stderr == ""
 
