@@ -149,3 +149,13 @@ def test_real_corpus(tmp_path, mode):
         tmp_path, [site], names=["pytest", "Django", "jupyter-core", "zope.interface", "nope"],
         modes=(mode,),
     )
+
+
+def test_same_directory_twice_and_through_a_symlink(tmp_path):
+    site = write_tree(tmp_path / "site", {
+        **dist_info("alpha", "1.0", EPS),
+        **dist_info("beta", "2.0", "[console_scripts]\nbeta = beta:main\n"),
+    })
+    opt_in(site)
+    os.symlink(site, tmp_path / "link")
+    assert_same_as_plain(tmp_path, [site, tmp_path / "link", site], names=["alpha", "beta"])
