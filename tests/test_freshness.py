@@ -212,3 +212,30 @@ def test_off_is_plain(tmp_path, served):
     assert epfinder.current_mode() is None
     assert names(site) == ["alpha"]
     assert not os.path.exists(_cache.in_directory_file(str(site)))
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "no newline, large", "a directory", "wrong path",
+                                  "newer version", "truncated"])
+def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
+    site = site_with(tmp_path, "alpha", "beta")
+    time.sleep(0.01)
+    assert names(site) == ["alpha", "beta"]
+    file = _cache.in_directory_file(str(site))
+    good = open(file, "rb").read()
+    os.unlink(file)
+    if kind == "random bytes":
+        open(file, "wb").write(os.urandom(5000))
+    elif kind == "no newline, large":
+        open(file, "wb").write(b"x" * (40 << 20))
+    elif kind == "a directory":
+        os.mkdir(file)
+    elif kind == "wrong path":
+        open(file, "wb").write(good.replace(str(site).encode(), str(tmp_path / "elsewhere").encode(), 1))
+    elif kind == "newer version":
+        open(file, "wb").write(good.replace(b'"version":1', b'"version":2', 1))
+    else:
+        open(file, "wb").write(good[: len(good) - 40])
+    _finder.invalidate()
+    assert names(site) == ["alpha", "beta"]
+    assert eps(site) == ["alpha", "beta"]
+    assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]

@@ -25,6 +25,9 @@ WALL_CLOCK_MARGIN_NS = 3_000_000_000
 
 _dumps = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
 _TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "stamps")
+# A real header is about 40 bytes per entry-point group; a file without a newline in this many
+# bytes is not a cache, and must not be read whole.
+_MAX_HEADER = 32 << 20
 
 
 def stamps_digest(stamps):
@@ -107,7 +110,9 @@ class DirCache:
             # A short read is the whole file, and saves the fstat a large one needs.
             size = len(data) if len(data) < 65536 else os.fstat(source).st_size
             while b"\n" not in data and len(data) < size:
-                data += os.pread(source, 65536, len(data))
+                if len(data) > _MAX_HEADER:
+                    raise CacheError("no header line in the first 32 MiB")
+                data += os.pread(source, 1 << 20, len(data))
             end = data.find(b"\n")
         else:
             data = source
