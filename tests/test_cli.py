@@ -85,3 +85,24 @@ def test_verify_finds_a_cache_that_differs_from_a_scan(env, capsys):
     assert "the cache differs from a fresh scan" in out and "'2.1'" in out
     _cli.main(["refresh", str(env)])
     assert _cli.main(["verify"]) == 0
+
+
+def test_verify_reports_a_corrupt_line_in_one_line(env, capsys):
+    _cli.main(["refresh", str(env)])
+    file = _cache.in_directory_file(str(env))
+    data = open(file, "rb").read()
+    # Damage the last table line only: the header still checks out.
+    open(file, "wb").write(data[:-10] + b"XXXXXXXXX\n")
+    capsys.readouterr()
+    assert _cli.main(["verify"]) == 0
+    out = capsys.readouterr().out
+    assert "corrupt (" in out and "the next query rebuilds it" in out
+
+
+def test_verify_in_only_mode_counts_stale_caches(env, capsys, monkeypatch):
+    _cli.main(["refresh", str(env)])
+    monkeypatch.setenv("EPFINDER_MODE", "only")
+    write_tree(env, dist_info("gamma", "1.0"))
+    capsys.readouterr()
+    assert _cli.main(["verify"]) == 1
+    assert "stale (used as it is in this mode)" in capsys.readouterr().out

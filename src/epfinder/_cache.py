@@ -213,6 +213,9 @@ class DirCache:
             self._normset = frozenset(self.normalized())
         return self._normset
 
+    def index_keys(self):
+        return list(self._table("index", _valid_mapping))
+
     def lookup(self, key):
         """Indices of the distributions Lookup files under ``key``, in search order."""
         span = self._table("index", _valid_mapping).get(key)

@@ -268,11 +268,13 @@ def _tables(cache):
             for i in range(cache.count)
         ],
         "entry points": cache.all_entry_points(),
-        "index": {k: list(cache.lookup(k)) for k in cache._table("index", lambda v, c: True)},
+        "index": {k: list(cache.lookup(k)) for k in cache.index_keys()},
     }
 
 
 def _cmd_verify(args):
+    # Modes that use a cache without checking it make a stale cache a wrong answer.
+    unchecked = _environment()["mode"] in ("trust", "only")
     problems = 0
     checked = 0
     for path in sys.path:
@@ -280,14 +282,25 @@ def _cmd_verify(args):
             continue
         cache = _cache.load(path)
         if cache is None:
+            if unchecked:
+                problems += 1
+                print(f"{path}: no cache (mode {_environment()['mode']} does not scan it)")
             continue
         checked += 1
-        fresh = cache.signature == _scan.dir_signature(os.stat(path))
-        scan = _cache.build(path, write=False)
-        if not fresh:
-            print(f"{path}: stale (the next query rescans it)")
+        if cache.signature != _scan.dir_signature(os.stat(path)):
+            problems += unchecked
+            print(f"{path}: stale ({'used as it is in this mode' if unchecked else 'the next query rescans it'})")
             continue
-        expected, actual = _tables(scan), _tables(cache)
+        try:
+            actual = _tables(cache)
+        except CacheError as exc:
+            print(f"{path}: corrupt ({exc}); the next query rebuilds it")
+            continue
+        try:
+            expected = _tables(_cache.build(path, write=False))
+        except OSError as exc:
+            print(f"{path}: cannot be scanned ({exc.strerror})")
+            continue
         if expected == actual:
             continue
         problems += 1
