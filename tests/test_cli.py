@@ -87,16 +87,19 @@ def test_verify_finds_a_cache_that_differs_from_a_scan(env, capsys):
     assert _cli.main(["verify"]) == 0
 
 
-def test_verify_reports_a_corrupt_line_in_one_line(env, capsys):
+def test_status_and_verify_report_a_corrupt_line_in_one_line(env, capsys):
     _cli.main(["refresh", str(env)])
     file = _cache.in_directory_file(str(env))
     data = open(file, "rb").read()
-    # Damage the last table line only: the header still checks out.
+    # Damage the last line (a group) only: the header still checks out.
     open(file, "wb").write(data[:-10] + b"XXXXXXXXX\n")
     capsys.readouterr()
     assert _cli.main(["verify"]) == 0
     out = capsys.readouterr().out
     assert "corrupt (" in out and "the next query rebuilds it" in out
+    assert _cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"{env}: corrupt (checksum mismatch in group 'console_scripts'): will be rebuilt" in out
 
 
 def test_verify_in_only_mode_counts_stale_caches(env, capsys, monkeypatch):

@@ -406,26 +406,6 @@ def caches_in_directory(path):
     )
 
 
-def read_file(file):
-    """The bytes of ``file`` in four system calls (open() in text mode makes nine)."""
-    fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        size = os.fstat(fd).st_size
-        chunks = []
-        while True:
-            chunk = os.read(fd, max(size, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size -= len(chunk)
-            if size <= 0:
-                # Caches are replaced, never rewritten in place: the size read is the size.
-                break
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def load(path):
     """The cache recorded for ``path``, or None when there is none that parses."""
     for file in candidate_files(path):

@@ -186,7 +186,8 @@ def _entry_status(path):
     racy = time.time_ns() - max(signature[2:]) < _cache.WALL_CLOCK_MARGIN_NS
     for file in _cache.candidate_files(path):
         try:
-            data = _cache.read_file(file)
+            with open(file, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -195,6 +196,7 @@ def _entry_status(path):
         info["cache"] = file
         try:
             cache = _cache.DirCache(path, data)
+            entry_points = sum(sum(1 for _ in cache.group(g)) for g in cache.groups)
         except CacheError as exc:
             info["state"] = f"corrupt ({exc}): will be rebuilt"
             return info
@@ -205,7 +207,7 @@ def _entry_status(path):
         else:
             info["state"] = "stale: will be rebuilt at the next query"
         info["distributions"] = cache.count
-        info["entry_points"] = sum(sum(1 for _ in cache.group(g)) for g in cache.groups)
+        info["entry_points"] = entry_points
         return info
     if not _can_write(path):
         info["state"] = "missing (unwritable: scanned at each query)"
