@@ -53,6 +53,7 @@ def boot():
         config = read_config(site_dir)
         if config is None or config.get("enabled") != "1":
             return
+        schedule_startup(config)
         env = env_mode()
         wanted = env or config.get("mode") or DEFAULT_MODE
         if wanted not in MODES:
@@ -167,3 +168,304 @@ def disable():
     if finder is not None:
         finder.unpatch_all()
         finder.invalidate()
+
+
+# --- startup hooks --------------------------------------------------------------------------------
+# Callables that distributions register in the entry-point group "epfinder.startup", run once per
+# process at the end of site.main(). The contract is docs/startup-hooks.md. What runs at every
+# start is here: reading the environment's hook table (one small file, no json), ordering and
+# running. Rescanning a site directory that changed is in epfinder._startup_table, imported only
+# then.
+
+STARTUP_GROUP = "epfinder.startup"
+STARTUP_TABLE = "startup-v1.tsv"  # in CONFIG_DIR of the site directory epfinder is enabled in
+TABLE_HEADER = "epfinder-startup\t1"
+DEFAULT_PRIORITY = 500
+_OFF = ("0", "off", "no", "false")
+
+_startup_ran = False
+
+
+def normalize(name):
+    # importlib.metadata's Prepared.normalize (re.sub(r"[-_.]+", "-", name).lower() with
+    # underscores) without re, which start-up does not load.
+    out = []
+    run = False
+    for c in name:
+        if c in "-_.":
+            if not run:
+                out.append("-")
+            run = True
+        else:
+            out.append(c)
+            run = False
+    return "".join(out).lower().replace("-", "_")
+
+
+def parse_hook_name(name):
+    # "NNN-label" with NNN in 0..999 gives a priority; any other name is all label.
+    head, sep, label = name.partition("-")
+    if sep and label and 0 < len(head) <= 3 and all(c in "0123456789" for c in head):
+        return int(head), label
+    return None, name
+
+
+class Hook:
+    """One registered startup hook, as the table and the settings describe it."""
+
+    __slots__ = ("id", "dist", "name", "label", "value", "priority", "priority_from",
+                 "dist_name", "version", "site_dir", "enabled", "why")
+
+    def __init__(self, dist, name, value, dist_name, version, site_dir):
+        self.dist, self.name, self.value = dist, name, value
+        self.dist_name, self.version, self.site_dir = dist_name, version, site_dir
+        priority, self.label = parse_hook_name(name)
+        self.id = f"{dist}:{self.label}"
+        self.priority, self.priority_from = (
+            (priority, "name") if priority is not None else (DEFAULT_PRIORITY, "default"))
+        self.enabled, self.why = True, ""
+
+    def describe(self):
+        return f"{self.dist_name or self.dist} {self.version or '?'}"
+
+
+def startup_table_file():
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), CONFIG_DIR, STARTUP_TABLE)
+
+
+def startup_site_dirs():
+    # The environment's site directories in sys.path order: only these can register hooks, never
+    # the current directory, the script's directory or PYTHONPATH.
+    site = sys.modules.get("site")
+    if site is None:
+        return []
+    try:
+        wanted = set(site.getsitepackages())
+        if site.ENABLE_USER_SITE:
+            wanted.add(site.getusersitepackages())
+    except Exception:
+        return []
+    ordered = []
+    for path in sys.path:
+        if path in wanted and path not in ordered:
+            ordered.append(path)
+    return ordered
+
+
+def read_startup_table(file, owners):
+    # {site dir: [signature, names, hooks, problems]} from the hook table, or None when there is
+    # none that can be trusted: see docs/startup-hooks.md for the format and the trust rules.
+    try:
+        fd = os.open(file, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o002 or st.st_uid not in owners:
+            return None  # writable by others than the environment's owner: never run code from it
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        lines = b"".join(chunks).decode("utf-8").split("\n")
+        if lines[0] != TABLE_HEADER or lines[-2:] != ["end", ""]:
+            return None
+        tables = {}
+        entry = None
+        for line in lines[1:-2]:
+            fields = line.split("\t")
+            kind = fields[0]
+            if kind == "dir" and len(fields) == 6:
+                entry = tables[fields[1]] = [[int(x) for x in fields[2:]], "", [], []]
+            elif entry is None:
+                return None
+            elif kind == "names":
+                entry[1] = line[6:]
+            elif kind == "hook" and len(fields) == 6:
+                entry[2].append(fields[1:])
+            elif kind == "bad" and len(fields) == 4:
+                entry[3].append(fields[1:])
+            else:
+                return None
+        return tables
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def load_startup_tables(dirs):
+    # The hook table of each of ``dirs``: read from the table file where its signature still
+    # matches, rescanned (and the file rewritten) where the directory changed.
+    file = startup_table_file()
+    signatures = {}
+    owners = {0, os.getuid()}
+    for path in dirs:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        signatures[path] = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+        if st.st_mode & 0o002:
+            signatures[path] = None  # world-writable: its table entry is never trusted
+        if path == os.path.dirname(os.path.dirname(file)):
+            owners.add(st.st_uid)
+    tables = read_startup_table(file, owners) or {}
+    stale = [p for p in signatures if signatures[p] is None or tables.get(p, (None,))[0] != signatures[p]]
+    if stale:
+        try:
+            from epfinder import _startup_table
+        except ImportError:
+            stale = []  # the package is gone: trust nothing we cannot check
+            tables = {}
+        else:
+            tables = _startup_table.refresh(file, list(signatures), tables, stale)
+    return {p: tables[p] for p in signatures if p in tables}
+
+
+def _matches(hook_id, patterns):
+    for pattern in patterns:
+        dist, sep, label = pattern.partition(":")
+        pattern = normalize(dist) + sep + label
+        if any(c in pattern for c in "*?["):
+            # Deferred: fnmatch imports re, which start-up otherwise never loads.
+            import fnmatch
+
+            if fnmatch.fnmatchcase(hook_id, pattern):
+                return True
+        elif pattern == hook_id:
+            return True
+    return False
+
+
+def startup_plan(config, skip=""):
+    """(hooks in run order, each with .enabled and .why; problems as one-line strings)."""
+    dirs = startup_site_dirs()
+    tables = load_startup_tables(dirs)
+    hooks, problems, seen = [], [], set()
+    for i, path in enumerate(dirs):
+        entry = tables.get(path)
+        if entry is None:
+            continue
+        _signature, names, found, bad = entry
+        for dist, name, value, dist_name, version in found:
+            if dist not in seen:  # shadowed by a distribution of that name earlier on sys.path
+                hooks.append(Hook(dist, name, value, dist_name, version, path))
+        for dist, child, reason in bad:
+            if dist not in seen:
+                problems.append(f"startup hooks of {child} in {path} ignored: {reason}")
+        if i + 1 < len(dirs) and names:
+            seen.update(names.split("\t"))
+    disabled = [k[16:] for k, v in config.items() if k.startswith("startup.disable.") and v == "1"]
+    skipped = [p.strip() for p in skip.split(",") if p.strip()]
+    for hook in hooks:
+        override = config.get("startup.priority." + hook.id, "")
+        if override.isdigit() and int(override) <= 999:
+            hook.priority, hook.priority_from = int(override), "config"
+        if _matches(hook.id, disabled):
+            hook.enabled, hook.why = False, "disabled (python -m epfinder startup enable ID)"
+        elif _matches(hook.id, skipped):
+            hook.enabled, hook.why = False, "skipped by EPFINDER_STARTUP_SKIP"
+    hooks.sort(key=lambda h: (h.priority, h.dist, h.label, h.name))
+    return hooks, problems
+
+
+def _say(line):
+    try:
+        sys.stderr.write(f"epfinder: {line}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass  # no usable stderr (pythonw, closed fd): stay silent rather than fail the start
+
+
+def schedule_startup(config):
+    # Run the hooks at the end of site.main(): after every site directory is on sys.path and after
+    # sitecustomize and usercustomize (main() calls execusercustomize last when the user site is
+    # enabled). Wrapping them avoids shipping a sitecustomize.py, which Debian's own would shadow.
+    site = sys.modules.get("site")
+    name = "execusercustomize" if getattr(site, "ENABLE_USER_SITE", False) else "execsitecustomize"
+    original = getattr(site, name, None)
+    if original is None or _startup_ran:
+        return
+
+    def run_after(*args, **kwargs):
+        if getattr(site, name, None) is run_after:
+            setattr(site, name, original)
+        result = original(*args, **kwargs)
+        run_startup(config)
+        return result
+
+    setattr(site, name, run_after)
+
+
+def run_startup(config):
+    """Run the environment's startup hooks, once per process. Never raises an Exception."""
+    global _startup_ran
+    if _startup_ran:
+        return
+    _startup_ran = True
+    environ = {} if sys.flags.ignore_environment else os.environ
+    if environ.get("EPFINDER_STARTUP", "").strip().lower() in _OFF:
+        return
+    trace = environ.get("EPFINDER_TRACE", "").strip().lower() not in ("",) + _OFF or sys.flags.verbose
+    if trace:
+        import time
+
+        clock = time.perf_counter_ns
+        started = clock()
+    try:
+        hooks, problems = startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
+    except Exception as exc:
+        _say(f"startup hooks not run: {type(exc).__name__}: {exc}")
+        return
+    for problem in problems:
+        _say(problem)
+    if trace:
+        _say(f"startup: {len(hooks)} hook(s) found in {(clock() - started) / 1e6:.2f} ms")
+    ran = failed = 0
+    for hook in hooks:
+        if not hook.enabled:
+            if trace:
+                _say(f"startup: {hook.id} {hook.why}")
+            continue
+        ran += 1
+        t0 = clock() if trace else 0
+        stage = "was vetoed by an audit hook"
+        try:
+            sys.audit("epfinder.startup", hook.id, hook.value)
+            stage = "could not be loaded"
+            target = _load(hook.value)
+            t1 = clock() if trace else 0
+            stage = "failed"
+            target()
+        except Exception as exc:
+            failed += 1
+            _say(f"startup hook {hook.id} ({hook.describe()}, {hook.value}) {stage}: "
+                 f"{type(exc).__name__}: {exc}")
+            if trace:
+                import traceback
+
+                traceback.print_exc()
+            continue
+        if trace:
+            t2 = clock()
+            _say(f"startup: {hook.id} ({hook.priority}, {hook.describe()}) "
+                 f"import {(t1 - t0) / 1e6:.2f} ms, call {(t2 - t1) / 1e6:.2f} ms")
+    if trace:
+        _say(f"startup: ran {ran} hook(s), {failed} failed, {len(hooks) - ran} skipped, "
+             f"{(clock() - started) / 1e6:.2f} ms in all")
+
+
+def _load(value):
+    # EntryPoint.load for "module:attr.path [extras]", without importlib.metadata.
+    module, sep, attr = value.partition("[")[0].partition(":")
+    module, attr = module.strip(), attr.strip()
+    if not sep or not module or not attr:
+        raise ValueError(f"{value!r} is not 'module:callable'")
+    __import__(module)
+    target = sys.modules[module]
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target

@@ -34,6 +34,17 @@ def _parser():
     p = sub.add_parser("status", help="where each sys.path entry's cache is and whether it is fresh")
     p.add_argument("--json", action="store_true")
     sub.add_parser("verify", help="compare every cache with a fresh scan; exit 1 when one differs")
+    p = sub.add_parser("startup", help="list, order and switch off the startup hooks of this environment")
+    hooks = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    q = hooks.add_parser("list", help="the hooks in the order they run, without importing any of them")
+    q.add_argument("--json", action="store_true")
+    for action, text in (("disable", "never run hook ID (a pattern such as 'mypkg:*' works too)"),
+                         ("enable", "run hook ID again")):
+        q = hooks.add_parser(action, help=text)
+        q.add_argument("id", metavar="ID", help="<distribution>:<label>, as startup list shows it")
+    q = hooks.add_parser("priority", help="run hook ID at priority N (0-999, lower first), or 'default'")
+    q.add_argument("id", metavar="ID")
+    q.add_argument("priority", metavar="N")
     return parser
 
 
@@ -42,7 +53,7 @@ def main(argv=None):
     try:
         args = _parser().parse_args(argv)
         if args.command is None:
-            raise _UsageError("a command is required (install, uninstall, refresh, status, verify)")
+            raise _UsageError("a command is required (install, uninstall, refresh, status, verify, startup)")
         return _COMMANDS[args.command](args)
     except _UsageError as exc:
         print(f"epfinder: error: {exc}", file=sys.stderr)
@@ -108,6 +119,7 @@ def _cmd_install(args):
         raise _UsageError(f"cannot write {_config_path(target)}: {exc.strerror}") from None
     print(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
     _report_refresh(_api.refresh(_site_dirs(), wait=True, opt_in=True))
+    _refresh_startup()
     return 0
 
 
@@ -122,6 +134,10 @@ def _cmd_uninstall(args):
         if not os.path.isabs(path):
             continue
         removed.extend(_cache.discard(path))
+        table = os.path.join(path, _cache.SUBDIR, _boot.STARTUP_TABLE)
+        if os.path.exists(table):
+            os.unlink(table)
+            removed.append(table)
         folder = os.path.join(path, _cache.SUBDIR)
         try:
             for leftover in os.listdir(folder):
@@ -148,7 +164,21 @@ def _cmd_refresh(args):
     else:
         done = _api.refresh(None, wait=True)
     _report_refresh(done)
+    if not args.paths:
+        _refresh_startup()
     return 0
+
+
+def _refresh_startup():
+    if not _environment()["enabled"]:
+        return
+    from . import _startup_table
+
+    if _startup_table.rebuild(wait=True):
+        print(f"  startup hook table -> {_boot.startup_table_file()}")
+    else:
+        print("  startup hook table: not written (a site directory is changing or unwritable); "
+              "rescanned at each start until it is")
 
 
 def _report_refresh(done):
@@ -327,10 +357,93 @@ def _print_diff(what, cached, scanned):
         print(f"  {line}")
 
 
+# --- startup hooks --------------------------------------------------------------------------------
+
+
+def _cmd_startup(args):
+    if args.action is None:
+        raise _UsageError("startup needs an action (list, disable, enable, priority)")
+    if args.action == "list":
+        return _startup_list(args)
+    site_dir = _package_site()
+    config = _boot.read_config(site_dir)
+    if config is None or config.get("enabled") != "1":
+        raise _UsageError(f"epfinder is not enabled for {site_dir}; run python -m epfinder install first")
+    dist, sep, label = args.id.partition(":")
+    if not sep or not dist or not label:
+        raise _UsageError(f"not a hook ID: {args.id!r} (expected <distribution>:<label>, see startup list)")
+    hook_id = f"{_boot.normalize(dist)}:{label}"
+    known = {hook.id for hook in _boot.startup_plan({})[0]}
+    note = "" if hook_id in known or any(c in hook_id for c in "*?[") else " (no such hook is installed now)"
+    if args.action == "disable":
+        config[f"startup.disable.{hook_id}"] = "1"
+        message = f"disabled {hook_id}{note}"
+    elif args.action == "enable":
+        was = config.pop(f"startup.disable.{hook_id}", None)
+        message = f"enabled {hook_id}{note}" if was else f"{hook_id} was not disabled{note}"
+        still = [h.why for h in _boot.startup_plan(config)[0] if h.id == hook_id and not h.enabled]
+        if still:
+            message += f"; it is still {still[0].split(' (')[0]} by a pattern (see startup list)"
+    else:
+        key = f"startup.priority.{hook_id}"
+        if args.priority == "default":
+            config.pop(key, None)
+            message = f"{hook_id} runs at the priority its name gives{note}"
+        elif args.priority.isdigit() and int(args.priority) <= 999:
+            config[key] = str(int(args.priority))
+            message = f"{hook_id} runs at priority {int(args.priority)}{note}"
+        else:
+            raise _UsageError(f"priority must be 0 to 999 or 'default', not {args.priority!r}")
+    try:
+        _write_config(site_dir, config)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {_config_path(site_dir)}: {exc.strerror}") from None
+    print(f"epfinder: {message}")
+    return 0
+
+
+def _startup_list(args):
+    site_dir = _package_site()
+    config = _boot.read_config(site_dir) or {}
+    enabled = config.get("enabled") == "1"
+    environ = {} if sys.flags.ignore_environment else os.environ
+    all_off = environ.get("EPFINDER_STARTUP", "").strip().lower() in _boot._OFF
+    hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
+    rows = []
+    for order, hook in enumerate(hooks, 1):
+        state = "enabled" if hook.enabled else hook.why
+        if hook.enabled and (all_off or not enabled):
+            state = "off (EPFINDER_STARTUP=0)" if all_off else "off (epfinder is not enabled here)"
+        rows.append({
+            "order": order, "id": hook.id, "priority": hook.priority, "priority_from": hook.priority_from,
+            "distribution": hook.dist_name or hook.dist, "version": hook.version, "value": hook.value,
+            "site_dir": hook.site_dir, "enabled": state == "enabled", "state": state,
+        })
+    if args.json:
+        import json
+
+        print(json.dumps({"site": site_dir, "enabled": enabled, "hooks": rows, "problems": problems}, indent=2))
+        return 0
+    print(f"startup hooks for {site_dir}: {len(rows)}"
+          f"{'' if enabled else ' (epfinder is not enabled here, so none runs)'}")
+    table = [("#", "id", "priority", "distribution", "value", "state")] + [
+        (str(r["order"]), r["id"], f"{r['priority']} ({r['priority_from']})",
+         f"{r['distribution']}=={r['version']}", r["value"], r["state"]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table if rows else ():
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for directory in dict.fromkeys(r["site_dir"] for r in rows):
+        print(f"  from {directory}")
+    for problem in problems:
+        print(f"  problem: {problem}")
+    return 0
+
+
 _COMMANDS = {
     "install": _cmd_install,
     "uninstall": _cmd_uninstall,
     "refresh": _cmd_refresh,
     "status": _cmd_status,
     "verify": _cmd_verify,
+    "startup": _cmd_startup,
 }

@@ -1,0 +1,216 @@
+"""Rescan a site directory for startup hooks and rewrite the environment's hook table.
+
+Runs at interpreter start, but only when a site directory changed since the table was written (a
+pip install or uninstall), and from the command line. So it is stdlib-only and imports nothing that
+start-up has not loaded already: not importlib.metadata, not re, not json. It reads only what
+deciding the hooks needs: the directory listing, each distribution's ``entry_points.txt``, and the
+METADATA of the few distributions that register hooks, to name them.
+
+The table's format and the rules it follows are in docs/startup-hooks.md.
+"""
+
+import os
+import time
+
+import _epfinder_boot as _boot
+
+# A directory whose last change is this recent may still be in the middle of an install (pip
+# creates a *.dist-info folder, then writes entry_points.txt into it, which does not touch the
+# site directory again): its scan is used for this start but not written down.
+SETTLE_NS = 3_000_000_000
+
+# The exceptions PathDistribution.read_text treats as "no such file".
+_ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def lookup_order(path):
+    """The ``*.dist-info``/``*.egg-info`` children of ``path`` in importlib.metadata's Lookup order."""
+    groups = {}
+    for child in os.listdir(path):
+        if child.lower().endswith((".dist-info", ".egg-info")):
+            key = _boot.normalize(child.lower().rpartition(".")[0].partition("-")[0])
+            groups.setdefault(key, []).append(child)
+    return [child for children in groups.values() for child in children]
+
+
+def _read(entry, filename):
+    """(text, problem): text None when absent; problem a short reason when it cannot be read."""
+    try:
+        with open(os.path.join(entry, filename), "rb") as f:
+            data = f.read()
+    except _ABSENT:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot read {filename} ({exc.strerror})"
+    try:
+        # importlib.metadata reads text with universal newlines; splitlines() below does the same.
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, f"{filename} is not UTF-8" if _boot.STARTUP_GROUP.encode() in data else None
+
+
+def _headers(entry):
+    """(Name, Version) from METADATA or PKG-INFO, for naming a distribution in messages."""
+    for filename in ("METADATA", "PKG-INFO"):
+        text, _problem = _read(entry, filename)
+        if text:
+            break
+    else:
+        return None, None
+    found = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        key = key.lower()
+        if sep and key in ("name", "version") and key not in found:
+            found[key] = value.lstrip(" \t").rstrip("\r\n")
+    return found.get("name"), found.get("version")
+
+
+def _hooks_in(text):
+    """The (name, value) pairs of the startup group, parsed as importlib.metadata parses the file.
+
+    Returns (pairs, problem). importlib.metadata rejects a whole file with a line that has no '='
+    in any section, so such a file registers no hooks.
+    """
+    pairs = []
+    group = None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line.strip("[]")
+            continue
+        if group is None:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            return [], f"entry_points.txt line {number} has no '='"
+        if group == _boot.STARTUP_GROUP:
+            pairs.append((name.strip(), value.strip()))
+    return pairs, None
+
+
+def scan(path):
+    """What the hook table records for one site directory, and whether it may be written down."""
+    st = os.stat(path)
+    before = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    settled = max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - SETTLE_NS
+    names, hooks, bad = [], [], []
+    seen = set()
+    for child in lookup_order(path):
+        entry = os.path.join(path, child)
+        stem, ext = os.path.splitext(child)
+        dist = _boot.normalize(stem.partition("-")[0]) if ext in (".dist-info", ".egg-info") else ""
+        dist_name = version = None
+        if not dist:  # Distribution._normalized_name falls back to the Name in the metadata
+            dist_name, version = _headers(entry)
+            if not dist_name:
+                continue  # importlib.metadata cannot name it either
+            dist = _boot.normalize(dist_name)
+        if dist in seen:
+            continue  # only the first distribution of a name counts, as in entry_points()
+        seen.add(dist)
+        names.append(dist)
+        text, problem = _read(entry, "entry_points.txt")
+        pairs = []
+        if text is not None and _boot.STARTUP_GROUP in text:
+            pairs, problem = _hooks_in(text)
+        if problem:
+            bad.append([dist, child, problem])
+        if pairs and dist_name is None:
+            dist_name, version = _headers(entry)
+        for name, value in pairs:
+            hooks.append([dist, name, value, dist_name or "", version or ""])
+    st = os.stat(path)
+    after = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    return [before, "\t".join(names), hooks, bad], settled and before == after
+
+
+def render(tables):
+    """The table file's text for {site dir: entry}; entries that a field cannot hold are left out."""
+    lines = [_boot.TABLE_HEADER]
+    for path, (signature, names, hooks, bad) in tables.items():
+        rows = [["dir", path, *map(str, signature)]]
+        if names:
+            rows.append(["names", names])
+        rows += [["hook", *hook] for hook in hooks]
+        rows += [["bad", *problem] for problem in bad]
+        # A tab or newline inside a field cannot be written; that directory is rescanned instead.
+        if any("\t" in field or "\n" in field for row in rows for field in row[1:] if row[0] != "names"):
+            continue
+        if "\n" in names:
+            continue
+        lines.extend("\t".join(row) for row in rows)
+    lines += ["end", ""]
+    return "\n".join(lines)
+
+
+def write(file, tables):
+    """Replace the table file atomically; False when it cannot be written (read-only, full disk)."""
+    folder = os.path.dirname(file)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return False
+    try:
+        try:
+            view = memoryview(render(tables).encode("utf-8"))
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, file)
+        return True
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+
+
+def refresh(file, dirs, tables, stale):
+    """Rescan ``stale`` directories; write the table when every scan may be trusted.
+
+    Returns {site dir: entry} for ``dirs``. A directory that cannot be listed has no hooks.
+    """
+    fresh = {p: tables[p] for p in dirs if p in tables and p not in stale}
+    trusted = dict(fresh)
+    for path in stale:
+        try:
+            entry, settled = scan(path)
+        except OSError:
+            continue
+        fresh[path] = entry
+        if settled and not os.stat(path).st_mode & 0o002:
+            trusted[path] = entry
+    ordered = {p: fresh[p] for p in dirs if p in fresh}
+    if os.path.isdir(os.path.dirname(file)) and trusted != tables:
+        write(file, {p: trusted[p] for p in dirs if p in trusted})
+    return ordered
+
+
+def rebuild(wait=False):
+    """Rescan every site directory and rewrite the table (install, refresh, startup list).
+
+    Returns True when the table on disk now covers every site directory. With ``wait``, a
+    directory changed in the last seconds is rescanned until it has settled (at most ~4 s).
+    """
+    dirs = [p for p in _boot.startup_site_dirs() if os.path.isdir(p)]
+    file = _boot.startup_table_file()
+    try:
+        owners = {0, os.getuid(), os.stat(os.path.dirname(os.path.dirname(file))).st_uid}
+    except OSError:
+        return False
+    deadline = time.monotonic() + SETTLE_NS / 1e9 + 1
+    while True:
+        refresh(file, dirs, {}, dirs)
+        written = _boot.read_startup_table(file, owners) or {}
+        if all(p in written for p in dirs) or not wait or time.monotonic() > deadline:
+            return all(p in written for p in dirs)
+        time.sleep(0.2)
+
