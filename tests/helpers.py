@@ -159,3 +159,25 @@ def make_venv(path, python=None):
     """A real virtual environment made with ``python -m venv``; returns its interpreter."""
     subprocess.run([python or sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
     return str(Path(path) / "bin" / "python")
+
+
+# --- real virtual environments (the slow tests) -----------------------------------------------------
+
+
+def clean_env(tmp_path, **extra):
+    """An environment for venv children: nothing of ours leaks in (no PYTHONPATH, no EPFINDER_*)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.update(extra)
+    return env
+
+
+def run(python, *args, tmp_path, env=None, check=True, cwd=None):
+    proc = subprocess.run([python, *args], capture_output=True, text=True, timeout=300,
+                          env=env or clean_env(tmp_path), cwd=cwd or tmp_path)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def pip(python, *args, tmp_path):
+    run(python, "-m", "pip", "--disable-pip-version-check", "-q", *args, tmp_path=tmp_path)

@@ -4,49 +4,15 @@ Everything runs in a fresh venv made with `python -m venv`, with epfinder instal
 built from this checkout, and child interpreters that start through real `site` processing.
 """
 
-import collections
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from helpers import make_venv, make_wheel
+from helpers import clean_env, make_wheel, pip, run
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def epfinder_wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        check=True, timeout=600, capture_output=True,
-    )
-    (wheel,) = out.glob("epfinder-*.whl")
-    return wheel
-
-
-def clean_env(tmp_path, **extra):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    env.update(extra)
-    return env
-
-
-def run(python, *args, tmp_path, env=None, check=True):
-    proc = subprocess.run([python, *args], capture_output=True, text=True, timeout=300,
-                          env=env or clean_env(tmp_path), cwd=tmp_path)
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
-def pip(python, *args, tmp_path):
-    run(python, "-m", "pip", "--disable-pip-version-check", "-q", *args, tmp_path=tmp_path)
 
 
 ASK = """
@@ -69,20 +35,6 @@ print(json.dumps({
 def ask(python, tmp_path, mode=None):
     env = clean_env(tmp_path, **({"EPFINDER_MODE": mode} if mode else {}))
     return json.loads(run(python, "-c", ASK, tmp_path=tmp_path, env=env).stdout)
-
-
-@pytest.fixture
-def venv(tmp_path, epfinder_wheel):
-    """(interpreter, site-packages, what site-packages held before epfinder was installed)."""
-    python = make_venv(tmp_path / "venv")
-    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-                    tmp_path=tmp_path).stdout.strip())
-    pristine = set(os.listdir(site))
-    pip(python, "install", "--no-index", str(epfinder_wheel), tmp_path=tmp_path)
-    return Venv(python, site, pristine)
-
-
-Venv = collections.namedtuple("Venv", "python site pristine")
 
 
 def startup_modules(python, tmp_path, **env):

@@ -23,6 +23,11 @@ SETTLE_NS = 3_000_000_000
 _ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
+def has_settled(st):
+    """Whether a directory's last change is old enough for its scan to be written down."""
+    return max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - SETTLE_NS
+
+
 def lookup_order(path):
     """The ``*.dist-info``/``*.egg-info`` children of ``path`` in importlib.metadata's Lookup order."""
     groups = {}
@@ -97,7 +102,7 @@ def scan(path):
     """What the hook table records for one site directory, and whether it may be written down."""
     st = os.stat(path)
     before = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-    settled = max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - SETTLE_NS
+    settled = has_settled(st)
     names, hooks, bad = [], [], []
     seen = set()
     for child in lookup_order(path):
