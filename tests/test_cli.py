@@ -31,6 +31,15 @@ def env(tmp_path, monkeypatch):
         (["refresh", "/does/not/exist"], 2, "not a directory: /does/not/exist"),
         (["install", "--mode", "sideways"], 2, "invalid choice: 'sideways'"),
         (["install", "--user", "extra"], 2, "unrecognized arguments: extra"),
+        (["startup"], 2, "startup needs an action (list, disable, enable, priority)"),
+        (["startup", "bogus"], 2, "invalid choice: 'bogus'"),
+        (["startup", "list", "--bogus"], 2, "unrecognized arguments: --bogus"),
+        (["startup", "disable"], 2, "the following arguments are required: ID"),
+        (["startup", "disable", "nocolon"], 2, "not a hook ID: 'nocolon'"),
+        (["startup", "enable", ":label"], 2, "not a hook ID: ':label'"),
+        (["startup", "priority", "a:b"], 2, "the following arguments are required: N"),
+        (["startup", "priority", "a:b", "high"], 2, "priority must be 0 to 999 or 'default', not 'high'"),
+        (["startup", "priority", "a:b", "1000"], 2, "priority must be 0 to 999 or 'default', not '1000'"),
     ],
 )
 def test_usage_errors_are_one_line(env, capsys, argv, status, message):
@@ -109,3 +118,35 @@ def test_verify_in_only_mode_counts_stale_caches(env, capsys, monkeypatch):
     capsys.readouterr()
     assert _cli.main(["verify"]) == 1
     assert "stale (used as it is in this mode)" in capsys.readouterr().out
+
+
+def test_startup_settings_are_written_to_the_environment_config(tmp_path, monkeypatch, capsys):
+    import _epfinder_boot as boot
+
+    site = write_tree(tmp_path / "site", {
+        **dist_info("My.Pkg", "1.0", "[epfinder.startup]\n100-gevent = m:g\nother = m:o\n"),
+        ".epfinder-cache/config": "enabled = 1\nmode = auto\n",
+    })
+    monkeypatch.setattr(_cli, "_package_site", lambda: str(site))
+    monkeypatch.setattr(boot, "startup_site_dirs", lambda: [str(site)])
+    monkeypatch.setattr(boot, "startup_table_file", lambda: str(site / ".epfinder-cache" / boot.STARTUP_TABLE))
+    assert _cli.main(["startup", "disable", "my-pkg:gevent"]) == 0
+    assert _cli.main(["startup", "priority", "My_Pkg:other", "7"]) == 0
+    assert _cli.main(["startup", "disable", "nobody:x"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["epfinder: disabled my_pkg:gevent", "epfinder: my_pkg:other runs at priority 7",
+                   "epfinder: disabled nobody:x (no such hook is installed now)"]
+    assert boot.read_config(str(site)) == {
+        "enabled": "1", "mode": "auto", "startup.disable.my_pkg:gevent": "1",
+        "startup.priority.my_pkg:other": "7", "startup.disable.nobody:x": "1"}
+    monkeypatch.delenv("EPFINDER_STARTUP", raising=False)
+    monkeypatch.delenv("EPFINDER_STARTUP_SKIP", raising=False)
+    assert _cli.main(["startup", "list", "--json"]) == 0
+    hooks = json.loads(capsys.readouterr().out)["hooks"]
+    assert [(h["id"], h["priority"], h["priority_from"], h["state"]) for h in hooks] == [
+        ("my_pkg:other", 7, "config", "enabled"),
+        ("my_pkg:gevent", 100, "name", "disabled (python -m epfinder startup enable ID)")]
+    assert _cli.main(["startup", "enable", "my_pkg:gevent"]) == 0
+    assert _cli.main(["startup", "priority", "my_pkg:other", "default"]) == 0
+    assert "startup.disable.my_pkg:gevent" not in boot.read_config(str(site))
+    assert "startup.priority.my_pkg:other" not in boot.read_config(str(site))

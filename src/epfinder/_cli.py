@@ -273,8 +273,20 @@ def _environment():
     }
 
 
+def _startup_summary(env):
+    if not env["enabled"]:
+        return None
+    config = _boot.read_config(env["site"]) or {}
+    environ = {} if sys.flags.ignore_environment else os.environ
+    hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
+    off = environ.get("EPFINDER_STARTUP", "").strip().lower() in _boot._OFF
+    return {"registered": len(hooks), "enabled": 0 if off else sum(h.enabled for h in hooks),
+            "problems": problems}
+
+
 def _cmd_status(args):
     report = {"environment": _environment(), "sys.path": [_entry_status(p) for p in sys.path]}
+    report["startup hooks"] = _startup_summary(report["environment"])
     if args.json:
         import json
 
@@ -283,6 +295,11 @@ def _cmd_status(args):
     env = report["environment"]
     print(f"epfinder for {env['site']}: {'enabled' if env['enabled'] else 'not enabled'}, "
           f"mode {env['mode']} ({env['mode_from']})")
+    hooks = report["startup hooks"]
+    if hooks is not None:
+        print(f"  startup hooks: {hooks['registered']} registered, {hooks['enabled']} enabled"
+              f"{', ' + str(len(hooks['problems'])) + ' problem(s)' if hooks['problems'] else ''}"
+              " (python -m epfinder startup list)")
     for info in report["sys.path"]:
         counts = ""
         if info["distributions"] is not None:
@@ -365,14 +382,17 @@ def _cmd_startup(args):
         raise _UsageError("startup needs an action (list, disable, enable, priority)")
     if args.action == "list":
         return _startup_list(args)
-    site_dir = _package_site()
-    config = _boot.read_config(site_dir)
-    if config is None or config.get("enabled") != "1":
-        raise _UsageError(f"epfinder is not enabled for {site_dir}; run python -m epfinder install first")
     dist, sep, label = args.id.partition(":")
     if not sep or not dist or not label:
         raise _UsageError(f"not a hook ID: {args.id!r} (expected <distribution>:<label>, see startup list)")
     hook_id = f"{_boot.normalize(dist)}:{label}"
+    priority = getattr(args, "priority", "default")
+    if priority != "default" and not (priority.isdigit() and int(priority) <= 999):
+        raise _UsageError(f"priority must be 0 to 999 or 'default', not {priority!r}")
+    site_dir = _package_site()
+    config = _boot.read_config(site_dir)
+    if config is None or config.get("enabled") != "1":
+        raise _UsageError(f"epfinder is not enabled for {site_dir}; run python -m epfinder install first")
     known = {hook.id for hook in _boot.startup_plan({})[0]}
     note = "" if hook_id in known or any(c in hook_id for c in "*?[") else " (no such hook is installed now)"
     if args.action == "disable":
@@ -386,14 +406,12 @@ def _cmd_startup(args):
             message += f"; it is still {still[0].split(' (')[0]} by a pattern (see startup list)"
     else:
         key = f"startup.priority.{hook_id}"
-        if args.priority == "default":
+        if priority == "default":
             config.pop(key, None)
             message = f"{hook_id} runs at the priority its name gives{note}"
-        elif args.priority.isdigit() and int(args.priority) <= 999:
-            config[key] = str(int(args.priority))
-            message = f"{hook_id} runs at priority {int(args.priority)}{note}"
         else:
-            raise _UsageError(f"priority must be 0 to 999 or 'default', not {args.priority!r}")
+            config[key] = str(int(priority))
+            message = f"{hook_id} runs at priority {int(priority)}{note}"
     try:
         _write_config(site_dir, config)
     except OSError as exc:
