@@ -1,9 +1,19 @@
-"""Interpreter start-up cost of epfinder: `python -c pass` in three otherwise identical venvs.
+"""Interpreter start-up cost of epfinder: `python -c pass` in otherwise identical venvs.
 
     python benchmarks/bench_startup.py [--runs 300] [--write docs/benchmarks-startup.md]
 
-The venvs hold the 274 distributions of the real corpus in site-packages: one without epfinder,
-one with epfinder installed but not enabled, one enabled with `python -m epfinder install`.
+Every venv holds the 274 distributions of the real corpus in site-packages.
+
+Without hooks: one venv without epfinder, one with epfinder installed but not enabled, one enabled
+with `python -m epfinder install`.
+
+With three startup hooks (three small packages, each registering one no-op callable):
+- `hooks, called directly`: no epfinder; a sitecustomize.py imports and calls the three callables.
+  This is the hooks' own cost, with no discovery at all: the baseline.
+- `hooks, epfinder`: epfinder enabled, the hooks registered in the `epfinder.startup` group.
+- `hooks, sitecustomize-entrypoints`: the PyPI package of that name, the hooks registered in its
+  `sitecustomize` group.
+
 Wall-clock medians come from alternating runs (the machine is noisy, so compare the differences);
 where valgrind is installed, callgrind's instruction counts give a repeatable second opinion.
 """
@@ -23,6 +33,33 @@ sys.path.insert(0, str(HERE))
 from trees import corpus_tree  # noqa: E402
 
 
+HOOKS = 3
+
+
+def add_hook_packages(site):
+    """Three distributions, each registering one no-op callable in both hook groups."""
+    for i in range(HOOKS):
+        name = f"hookpkg{i}"
+        info = Path(site) / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(
+            f"[epfinder.startup]\n{name} = {name}:run\n\n[sitecustomize]\n{name} = {name}:run\n")
+        (info / "RECORD").write_text(f"{name}.py,,\n{name}-1.0.dist-info/METADATA,,\n")
+        (Path(site) / f"{name}.py").write_text("def run():\n    pass\n")
+
+
+VENVS = {
+    # name: (epfinder installed, enabled, hooks, how hooks are found)
+    "without": (False, False, False, None),
+    "installed": (True, False, False, None),
+    "enabled": (True, True, False, None),
+    "hooks, called directly": (False, False, True, "sitecustomize.py"),
+    "hooks, epfinder": (True, True, True, None),
+    "hooks, sitecustomize-entrypoints": (False, False, True, "sitecustomize-entrypoints"),
+}
+
+
 def build_venvs(work):
     wheels = work / "wheel"
     if wheels.exists():
@@ -32,8 +69,8 @@ def build_venvs(work):
     (wheel,) = wheels.glob("epfinder-*.whl")
     corpus = corpus_tree(work / "corpus")
     venvs = {}
-    for name in ("without", "installed", "enabled"):
-        path = work / name
+    for name, (installed, enabled, hooks, finder) in VENVS.items():
+        path = work / name.replace(", ", "-").replace(" ", "-")
         if path.exists():
             shutil.rmtree(path)
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
@@ -43,17 +80,31 @@ def build_venvs(work):
         for child in os.listdir(corpus):
             if not (Path(site) / child).exists():  # the venv's own pip and setuptools stay
                 shutil.copytree(corpus / child, Path(site) / child)
-        if name != "without":
+        if hooks:
+            add_hook_packages(site)
+        if finder == "sitecustomize.py":
+            Path(site, "sitecustomize.py").write_text("".join(
+                f"import hookpkg{i}; hookpkg{i}.run()\n" for i in range(HOOKS)))
+        elif finder == "sitecustomize-entrypoints":
+            subprocess.run([python, "-m", "pip", "install", "-q", "sitecustomize-entrypoints==1.1.0"], check=True)
+        if installed:
             subprocess.run([python, "-m", "pip", "install", "-q", "--no-index", str(wheel)], check=True)
-        if name == "enabled":
+        if enabled:
             subprocess.run([python, "-m", "epfinder", "install"], check=True, capture_output=True)
         venvs[name] = python
     return venvs
 
 
+def child_env():
+    # No EPFINDER_* switches, and bytecode caches written as in normal use (the warm-up run
+    # writes them for the hook modules and sitecustomize.py, which were not installed by pip).
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("EPFINDER") and k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def wall_clock(venvs, runs):
     times = {name: [] for name in venvs}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EPFINDER")}
+    env = child_env()
     for _ in range(runs):
         for name, python in venvs.items():
             start = time.perf_counter()
@@ -66,7 +117,7 @@ def instructions(python):
     if not shutil.which("valgrind"):
         return None
     proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python,
-                           "-c", "pass"], capture_output=True, text=True)
+                           "-c", "pass"], capture_output=True, text=True, env=child_env())
     for line in proc.stderr.splitlines():
         if "Collected" in line:
             return int(line.split()[-1])
@@ -80,25 +131,32 @@ def main(argv=None):
     parser.add_argument("--write")
     args = parser.parse_args(argv)
     venvs = build_venvs(Path(args.workdir))
+    time.sleep(3.5)  # let site-packages settle, so that the first start writes the hook table
     for python in venvs.values():  # warm the page cache and the bytecode caches
-        subprocess.run([python, "-c", "pass"], check=True)
+        for _ in range(2):
+            subprocess.run([python, "-c", "pass"], check=True, env=child_env())
     wall = wall_clock(venvs, args.runs)
     counted = {name: instructions(python) for name, python in venvs.items()}
     lines = [
         f"Python {sys.version.split()[0]}, `python -c pass`, median of {args.runs} alternating runs;"
         " site-packages holds the 274 corpus distributions.",
-        "",
-        "| venv | wall clock | vs. without | instructions (callgrind) | vs. without |",
-        "|---|---:|---:|---:|---:|",
     ]
-    for name in venvs:
-        ins = counted[name]
-        base = counted["without"]
-        lines.append(
-            f"| {name} | {wall[name]:.2f} ms | {wall[name] - wall['without']:+.2f} ms "
-            f"| {'' if ins is None else f'{ins / 1e6:.2f} M'} "
-            f"| {'' if ins is None or base is None else f'{(ins - base) / 1e6:+.2f} M ({(ins - base) / base:+.1%})'} |"
-        )
+    for title, names, base in (
+        ("Without startup hooks", ["without", "installed", "enabled"], "without"),
+        (f"With {HOOKS} startup hooks (no-op callables)",
+         ["hooks, called directly", "hooks, epfinder", "hooks, sitecustomize-entrypoints"],
+         "hooks, called directly"),
+    ):
+        lines += ["", f"{title}:", "",
+                  f"| venv | wall clock | vs. {base} | instructions (callgrind) | vs. {base} |",
+                  "|---|---:|---:|---:|---:|"]
+        for name in names:
+            ins, ref = counted[name], counted[base]
+            lines.append(
+                f"| {name} | {wall[name]:.2f} ms | {wall[name] - wall[base]:+.2f} ms "
+                f"| {'' if ins is None else f'{ins / 1e6:.2f} M'} "
+                f"| {'' if ins is None or ref is None else f'{(ins - ref) / 1e6:+.2f} M ({(ins - ref) / ref:+.1%})'} |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

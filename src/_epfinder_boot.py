@@ -1,10 +1,10 @@
 """epfinder's start-up half: runs at every interpreter start, so it is tiny, stdlib-only and never raises.
 
-It sits at the top of site-packages beside epfinder.pth, which loads it by path (one module, from
-its bytecode cache, without the import system listing site-packages), and epfinder.start (PEP 829,
-Python 3.15+). It imports nothing but ``sys`` and ``os``, both loaded by then. The real work lives in
-the ``epfinder`` package, imported on the first metadata query, when ``importlib.metadata`` is being
-imported anyway. The package reaches this module as ``import _epfinder_boot``.
+It sits at the top of site-packages beside epfinder.pth (Python <= 3.14), whose one line imports it
+when the environment is enabled, and epfinder.start (PEP 829, Python 3.15+). It imports nothing but
+``sys`` and ``os``, both loaded by then. The real work lives in the ``epfinder`` package: the finder
+is imported on the first metadata query, when ``importlib.metadata`` is being imported anyway, and
+the startup-hook runner only when the environment's hook table lists hooks.
 """
 
 import os
@@ -42,22 +42,29 @@ def read_config(site_dir):
     return config
 
 
-def boot():
-    # Called by epfinder.pth (Python <= 3.14) and epfinder.start (3.15+) at interpreter start.
-    # Inert unless `python -m epfinder install` enabled the site directory this file is in.
-    # Never raises, and prints at most one line.
+# The site directory whose config is in force (where epfinder.pth is), once boot() has run.
+site_dir = None
+
+
+def boot(sitedir=None):
+    # Called by epfinder.pth (Python <= 3.14) with its site directory, and by epfinder.start
+    # (3.15+) without. Inert unless `python -m epfinder install` enabled that site directory.
+    # Never raises, and prints at most one line for epfinder itself.
+    global site_dir
     try:
-        if mode is not None:
+        if mode is not None or site_dir is not None:
             return
-        site_dir = os.path.dirname(os.path.abspath(__file__))
-        config = read_config(site_dir)
+        if sitedir is None:
+            sitedir = os.path.dirname(os.path.abspath(__file__))
+        config = read_config(sitedir)
         if config is None or config.get("enabled") != "1":
             return
+        site_dir = sitedir
         schedule_startup(config)
         env = env_mode()
         wanted = env or config.get("mode") or DEFAULT_MODE
         if wanted not in MODES:
-            source = "EPFINDER_MODE" if env else f"mode in {os.path.join(site_dir, CONFIG_DIR, CONFIG_FILE)}"
+            source = "EPFINDER_MODE" if env else f"mode in {os.path.join(sitedir, CONFIG_DIR, CONFIG_FILE)}"
             sys.stderr.write(
                 f"epfinder: unknown {source} {wanted!r} (expected {', '.join(MODES)}); "
                 "importlib.metadata is left as it is\n"
@@ -172,65 +179,20 @@ def disable():
 
 # --- startup hooks --------------------------------------------------------------------------------
 # Callables that distributions register in the entry-point group "epfinder.startup", run once per
-# process at the end of site.main(). The contract is docs/startup-hooks.md. What runs at every
-# start is here: reading the environment's hook table (one small file, no json), ordering and
-# running. Rescanning a site directory that changed is in epfinder._startup_table, imported only
-# then.
+# process at the end of site.main() (the contract: docs/startup-hooks.md). What runs at every start
+# is here: check the environment's hook table (one stat per site directory and one small file, no
+# json) and stop when it lists no hook. Ordering and running the hooks is epfinder._startup_hooks,
+# rescanning a changed site directory epfinder._startup_table: each imported only when needed.
 
-STARTUP_GROUP = "epfinder.startup"
 STARTUP_TABLE = "startup-v1.tsv"  # in CONFIG_DIR of the site directory epfinder is enabled in
 TABLE_HEADER = "epfinder-startup\t1"
-DEFAULT_PRIORITY = 500
-_OFF = ("0", "off", "no", "false")
+OFF = ("0", "off", "no", "false")
 
 _startup_ran = False
 
 
-def normalize(name):
-    # importlib.metadata's Prepared.normalize (re.sub(r"[-_.]+", "-", name).lower() with
-    # underscores) without re, which start-up does not load.
-    out = []
-    run = False
-    for c in name:
-        if c in "-_.":
-            if not run:
-                out.append("-")
-            run = True
-        else:
-            out.append(c)
-            run = False
-    return "".join(out).lower().replace("-", "_")
-
-
-def parse_hook_name(name):
-    # "NNN-label" with NNN in 0..999 gives a priority; any other name is all label.
-    head, sep, label = name.partition("-")
-    if sep and label and 0 < len(head) <= 3 and all(c in "0123456789" for c in head):
-        return int(head), label
-    return None, name
-
-
-class Hook:
-    """One registered startup hook, as the table and the settings describe it."""
-
-    __slots__ = ("id", "dist", "name", "label", "value", "priority", "priority_from",
-                 "dist_name", "version", "site_dir", "enabled", "why")
-
-    def __init__(self, dist, name, value, dist_name, version, site_dir):
-        self.dist, self.name, self.value = dist, name, value
-        self.dist_name, self.version, self.site_dir = dist_name, version, site_dir
-        priority, self.label = parse_hook_name(name)
-        self.id = f"{dist}:{self.label}"
-        self.priority, self.priority_from = (
-            (priority, "name") if priority is not None else (DEFAULT_PRIORITY, "default"))
-        self.enabled, self.why = True, ""
-
-    def describe(self):
-        return f"{self.dist_name or self.dist} {self.version or '?'}"
-
-
 def startup_table_file():
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), CONFIG_DIR, STARTUP_TABLE)
+    return os.path.join(site_dir or os.path.dirname(os.path.abspath(__file__)), CONFIG_DIR, STARTUP_TABLE)
 
 
 def startup_site_dirs():
@@ -254,7 +216,7 @@ def startup_site_dirs():
 
 def read_startup_table(file, owners):
     # {site dir: [signature, names, hooks, problems]} from the hook table, or None when there is
-    # none that can be trusted: see docs/startup-hooks.md for the format and the trust rules.
+    # none that can be trusted (see docs/startup-hooks.md for the format and the trust rules).
     try:
         fd = os.open(file, os.O_RDONLY)
     except OSError:
@@ -296,9 +258,10 @@ def read_startup_table(file, owners):
         os.close(fd)
 
 
-def load_startup_tables(dirs):
-    # The hook table of each of ``dirs``: read from the table file where its signature still
-    # matches, rescanned (and the file rewritten) where the directory changed.
+def check_startup_tables(dirs):
+    # (signatures, tables, stale): each existing site directory's signature (None when it is
+    # world-writable, so never trusted), the table file's entries, and the directories whose entry
+    # is missing or out of date.
     file = startup_table_file()
     signatures = {}
     owners = {0, os.getuid()}
@@ -307,77 +270,13 @@ def load_startup_tables(dirs):
             st = os.stat(path)
         except OSError:
             continue
-        signatures[path] = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-        if st.st_mode & 0o002:
-            signatures[path] = None  # world-writable: its table entry is never trusted
-        if path == os.path.dirname(os.path.dirname(file)):
+        signatures[path] = None if st.st_mode & 0o002 else [
+            st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+        if path == site_dir:
             owners.add(st.st_uid)
     tables = read_startup_table(file, owners) or {}
     stale = [p for p in signatures if signatures[p] is None or tables.get(p, (None,))[0] != signatures[p]]
-    if stale:
-        try:
-            from epfinder import _startup_table
-        except ImportError:
-            stale = []  # the package is gone: trust nothing we cannot check
-            tables = {}
-        else:
-            tables = _startup_table.refresh(file, list(signatures), tables, stale)
-    return {p: tables[p] for p in signatures if p in tables}
-
-
-def _matches(hook_id, patterns):
-    for pattern in patterns:
-        dist, sep, label = pattern.partition(":")
-        pattern = normalize(dist) + sep + label
-        if any(c in pattern for c in "*?["):
-            # Deferred: fnmatch imports re, which start-up otherwise never loads.
-            import fnmatch
-
-            if fnmatch.fnmatchcase(hook_id, pattern):
-                return True
-        elif pattern == hook_id:
-            return True
-    return False
-
-
-def startup_plan(config, skip=""):
-    """(hooks in run order, each with .enabled and .why; problems as one-line strings)."""
-    dirs = startup_site_dirs()
-    tables = load_startup_tables(dirs)
-    hooks, problems, seen = [], [], set()
-    for i, path in enumerate(dirs):
-        entry = tables.get(path)
-        if entry is None:
-            continue
-        _signature, names, found, bad = entry
-        for dist, name, value, dist_name, version in found:
-            if dist not in seen:  # shadowed by a distribution of that name earlier on sys.path
-                hooks.append(Hook(dist, name, value, dist_name, version, path))
-        for dist, child, reason in bad:
-            if dist not in seen:
-                problems.append(f"startup hooks of {child} in {path} ignored: {reason}")
-        if i + 1 < len(dirs) and names:
-            seen.update(names.split("\t"))
-    disabled = [k[16:] for k, v in config.items() if k.startswith("startup.disable.") and v == "1"]
-    skipped = [p.strip() for p in skip.split(",") if p.strip()]
-    for hook in hooks:
-        override = config.get("startup.priority." + hook.id, "")
-        if override.isdigit() and int(override) <= 999:
-            hook.priority, hook.priority_from = int(override), "config"
-        if _matches(hook.id, disabled):
-            hook.enabled, hook.why = False, "disabled (python -m epfinder startup enable ID)"
-        elif _matches(hook.id, skipped):
-            hook.enabled, hook.why = False, "skipped by EPFINDER_STARTUP_SKIP"
-    hooks.sort(key=lambda h: (h.priority, h.dist, h.label, h.name))
-    return hooks, problems
-
-
-def _say(line):
-    try:
-        sys.stderr.write(f"epfinder: {line}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass  # no usable stderr (pythonw, closed fd): stay silent rather than fail the start
+    return signatures, tables, stale
 
 
 def schedule_startup(config):
@@ -401,71 +300,22 @@ def schedule_startup(config):
 
 
 def run_startup(config):
-    """Run the environment's startup hooks, once per process. Never raises an Exception."""
+    # Run the environment's startup hooks, once per process. Raises nothing but the SystemExit or
+    # KeyboardInterrupt of a hook, which end the start as they would from sitecustomize.
     global _startup_ran
     if _startup_ran:
         return
     _startup_ran = True
     environ = {} if sys.flags.ignore_environment else os.environ
-    if environ.get("EPFINDER_STARTUP", "").strip().lower() in _OFF:
+    if environ.get("EPFINDER_STARTUP", "").strip().lower() in OFF:
         return
-    trace = environ.get("EPFINDER_TRACE", "").strip().lower() not in ("",) + _OFF or sys.flags.verbose
-    if trace:
-        import time
-
-        clock = time.perf_counter_ns
-        started = clock()
+    trace = environ.get("EPFINDER_TRACE", "").strip().lower() not in ("",) + OFF or sys.flags.verbose
     try:
-        hooks, problems = startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
-    except Exception as exc:
-        _say(f"startup hooks not run: {type(exc).__name__}: {exc}")
-        return
-    for problem in problems:
-        _say(problem)
-    if trace:
-        _say(f"startup: {len(hooks)} hook(s) found in {(clock() - started) / 1e6:.2f} ms")
-    ran = failed = 0
-    for hook in hooks:
-        if not hook.enabled:
-            if trace:
-                _say(f"startup: {hook.id} {hook.why}")
-            continue
-        ran += 1
-        t0 = clock() if trace else 0
-        stage = "was vetoed by an audit hook"
-        try:
-            sys.audit("epfinder.startup", hook.id, hook.value)
-            stage = "could not be loaded"
-            target = _load(hook.value)
-            t1 = clock() if trace else 0
-            stage = "failed"
-            target()
-        except Exception as exc:
-            failed += 1
-            _say(f"startup hook {hook.id} ({hook.describe()}, {hook.value}) {stage}: "
-                 f"{type(exc).__name__}: {exc}")
-            if trace:
-                import traceback
-
-                traceback.print_exc()
-            continue
-        if trace:
-            t2 = clock()
-            _say(f"startup: {hook.id} ({hook.priority}, {hook.describe()}) "
-                 f"import {(t1 - t0) / 1e6:.2f} ms, call {(t2 - t1) / 1e6:.2f} ms")
-    if trace:
-        _say(f"startup: ran {ran} hook(s), {failed} failed, {len(hooks) - ran} skipped, "
-             f"{(clock() - started) / 1e6:.2f} ms in all")
-
-
-def _load(value):
-    # EntryPoint.load for "module:attr.path [extras]", without importlib.metadata.
-    module, sep, attr = value.partition("[")[0].partition(":")
-    module, attr = module.strip(), attr.strip()
-    if not sep or not module or not attr:
-        raise ValueError(f"{value!r} is not 'module:callable'")
-    __import__(module)
-    target = sys.modules[module]
-    for part in attr.split("."):
-        target = getattr(target, part)
-    return target
+        dirs = startup_site_dirs()
+        checked = signatures, tables, stale = check_startup_tables(dirs)
+        if not (stale or trace or any(tables[p][2] or tables[p][3] for p in signatures if p in tables)):
+            return  # the common case: the table is fresh and lists no hook
+        from epfinder import _startup_hooks
+    except Exception:
+        return  # the package is gone, or the table unreadable: no hook can be trusted
+    _startup_hooks.run(config, environ, trace, dirs, checked)

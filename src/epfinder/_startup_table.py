@@ -14,6 +14,8 @@ import time
 
 import _epfinder_boot as _boot
 
+from ._startup_hooks import GROUP, normalize
+
 # A directory whose last change is this recent may still be in the middle of an install (pip
 # creates a *.dist-info folder, then writes entry_points.txt into it, which does not touch the
 # site directory again): its scan is used for this start but not written down.
@@ -33,7 +35,7 @@ def lookup_order(path):
     groups = {}
     for child in os.listdir(path):
         if child.lower().endswith((".dist-info", ".egg-info")):
-            key = _boot.normalize(child.lower().rpartition(".")[0].partition("-")[0])
+            key = normalize(child.lower().rpartition(".")[0].partition("-")[0])
             groups.setdefault(key, []).append(child)
     return [child for children in groups.values() for child in children]
 
@@ -51,7 +53,7 @@ def _read(entry, filename):
         # importlib.metadata reads text with universal newlines; splitlines() below does the same.
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
-        return None, f"{filename} is not UTF-8" if _boot.STARTUP_GROUP.encode() in data else None
+        return None, f"{filename} is not UTF-8" if GROUP.encode() in data else None
 
 
 def _headers(entry):
@@ -93,7 +95,7 @@ def _hooks_in(text):
         name, sep, value = line.partition("=")
         if not sep:
             return [], f"entry_points.txt line {number} has no '='"
-        if group == _boot.STARTUP_GROUP:
+        if group == GROUP:
             pairs.append((name.strip(), value.strip()))
     return pairs, None
 
@@ -108,20 +110,20 @@ def scan(path):
     for child in lookup_order(path):
         entry = os.path.join(path, child)
         stem, ext = os.path.splitext(child)
-        dist = _boot.normalize(stem.partition("-")[0]) if ext in (".dist-info", ".egg-info") else ""
+        dist = normalize(stem.partition("-")[0]) if ext in (".dist-info", ".egg-info") else ""
         dist_name = version = None
         if not dist:  # Distribution._normalized_name falls back to the Name in the metadata
             dist_name, version = _headers(entry)
             if not dist_name:
                 continue  # importlib.metadata cannot name it either
-            dist = _boot.normalize(dist_name)
+            dist = normalize(dist_name)
         if dist in seen:
             continue  # only the first distribution of a name counts, as in entry_points()
         seen.add(dist)
         names.append(dist)
         text, problem = _read(entry, "entry_points.txt")
         pairs = []
-        if text is not None and _boot.STARTUP_GROUP in text:
+        if text is not None and GROUP in text:
             pairs, problem = _hooks_in(text)
         if problem:
             bad.append([dist, child, problem])
