@@ -179,13 +179,16 @@ def disable():
 
 # --- startup hooks --------------------------------------------------------------------------------
 # Callables that distributions register in the entry-point group "epfinder.startup", run once per
-# process at the end of site.main() (the contract: docs/startup-hooks.md). What runs at every start
-# is here: check the environment's hook table (one stat per site directory and one small file, no
-# json) and stop when it lists no hook. Ordering and running the hooks is epfinder._startup_hooks,
-# rescanning a changed site directory epfinder._startup_table: each imported only when needed.
+# process at the end of site.main(); the contract is docs/startup-hooks.md. Everything that runs at
+# a start is here, in this one module, because loading a second module costs more than all of this
+# code: check the environment's hook table (one stat per site directory and one small file, no
+# json), then order and run the hooks it lists. Rescanning a site directory that changed is
+# epfinder._startup_table, imported only then.
 
+STARTUP_GROUP = "epfinder.startup"
 STARTUP_TABLE = "startup-v1.tsv"  # in CONFIG_DIR of the site directory epfinder is enabled in
 TABLE_HEADER = "epfinder-startup\t1"
+DEFAULT_PRIORITY = 500
 OFF = ("0", "off", "no", "false")
 
 _startup_ran = False
@@ -237,14 +240,15 @@ def read_startup_table(file, owners):
         tables = {}
         entry = None
         for line in lines[1:-2]:
+            if line.startswith("names\t") and entry is not None:
+                entry[1] = line[6:]  # split only when shadowing needs it
+                continue
             fields = line.split("\t")
             kind = fields[0]
             if kind == "dir" and len(fields) == 6:
                 entry = tables[fields[1]] = [[int(x) for x in fields[2:]], "", [], []]
             elif entry is None:
                 return None
-            elif kind == "names":
-                entry[1] = line[6:]
             elif kind == "hook" and len(fields) == 6:
                 entry[2].append(fields[1:])
             elif kind == "bad" and len(fields) == 4:
@@ -279,6 +283,88 @@ def check_startup_tables(dirs):
     return signatures, tables, stale
 
 
+def normalize(name):
+    # importlib.metadata's Prepared.normalize, without re (which start-up does not load).
+    out = []
+    run = False
+    for c in name:
+        if c in "-_.":
+            if not run:
+                out.append("-")
+            run = True
+        else:
+            out.append(c)
+            run = False
+    return "".join(out).lower().replace("-", "_")
+
+
+def parse_hook_name(name):
+    # (priority or None, label): "NNN-label" with NNN in 0..999 gives a priority.
+    head, sep, label = name.partition("-")
+    if sep and label and 0 < len(head) <= 3 and all(c in "0123456789" for c in head):
+        return int(head), label
+    return None, name
+
+
+def _matches(hook_id, patterns):
+    for pattern in patterns:
+        dist, sep, label = pattern.partition(":")
+        pattern = normalize(dist) + sep + label
+        if any(c in pattern for c in "*?["):
+            # Deferred: fnmatch imports re, which start-up otherwise never loads.
+            import fnmatch
+
+            if fnmatch.fnmatchcase(hook_id, pattern):
+                return True
+        elif pattern == hook_id:
+            return True
+    return False
+
+
+def startup_plan(config, skip="", dirs=None, checked=None):
+    """(hooks in run order, problems): each hook a dict, each problem a one-line string.
+
+    Imports no hook module: this is also what ``python -m epfinder startup list`` shows. A site
+    directory that changed since the table was written is rescanned, and the table rewritten.
+    """
+    if dirs is None:
+        dirs = startup_site_dirs()
+    signatures, tables, stale = checked or check_startup_tables(dirs)
+    if stale:
+        from epfinder import _startup_table
+
+        tables = _startup_table.refresh(startup_table_file(), list(signatures), tables, stale)
+    disabled = [k[16:] for k, v in config.items() if k.startswith("startup.disable.") and v == "1"]
+    skipped = [p.strip() for p in skip.split(",") if p.strip()]
+    hooks, problems, seen = [], [], set()
+    for i, path in enumerate(dirs):
+        if path not in signatures or path not in tables:
+            continue
+        _signature, names, found, bad = tables[path]
+        for dist, name, value, dist_name, version in found:
+            if dist in seen:
+                continue  # shadowed by a distribution of that name earlier on sys.path
+            priority, label = parse_hook_name(name)
+            hook_id = f"{dist}:{label}"
+            override = config.get("startup.priority." + hook_id, "")
+            source = "config" if override.isdigit() and int(override) <= 999 else "name" if priority is not None else "default"
+            why = ("disabled (python -m epfinder startup enable ID)" if _matches(hook_id, disabled)
+                   else "skipped by EPFINDER_STARTUP_SKIP" if _matches(hook_id, skipped) else "")
+            hooks.append({
+                "id": hook_id, "dist": dist, "label": label, "name": name, "value": value,
+                "priority": int(override) if source == "config" else DEFAULT_PRIORITY if priority is None else priority,
+                "priority_from": source, "distribution": dist_name or dist, "version": version,
+                "site_dir": path, "enabled": not why, "why": why,
+            })
+        for dist, child, reason in bad:
+            if dist not in seen:
+                problems.append(f"startup hooks of {child} in {path} ignored: {reason}")
+        if i + 1 < len(dirs) and names:
+            seen.update(names.split("\t"))
+    hooks.sort(key=lambda h: (h["priority"], h["dist"], h["label"], h["name"]))
+    return hooks, problems
+
+
 def schedule_startup(config):
     # Run the hooks at the end of site.main(): after every site directory is on sys.path and after
     # sitecustomize and usercustomize (main() calls execusercustomize last when the user site is
@@ -299,9 +385,17 @@ def schedule_startup(config):
     setattr(site, name, run_after)
 
 
+def _say(line):
+    try:
+        sys.stderr.write(f"epfinder: {line}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass  # no usable stderr (pythonw, a closed descriptor): stay silent rather than fail the start
+
+
 def run_startup(config):
-    # Run the environment's startup hooks, once per process. Raises nothing but the SystemExit or
-    # KeyboardInterrupt of a hook, which end the start as they would from sitecustomize.
+    # Run the environment's startup hooks, once per process. Each failure is one line on stderr;
+    # only a hook's SystemExit or KeyboardInterrupt escapes, ending the start as from sitecustomize.
     global _startup_ran
     if _startup_ran:
         return
@@ -310,12 +404,67 @@ def run_startup(config):
     if environ.get("EPFINDER_STARTUP", "").strip().lower() in OFF:
         return
     trace = environ.get("EPFINDER_TRACE", "").strip().lower() not in ("",) + OFF or sys.flags.verbose
+    if trace:
+        # Deferred: only tracing needs a clock.
+        import time
+
+        clock = time.perf_counter_ns
+        started = clock()
     try:
         dirs = startup_site_dirs()
         checked = signatures, tables, stale = check_startup_tables(dirs)
         if not (stale or trace or any(tables[p][2] or tables[p][3] for p in signatures if p in tables)):
             return  # the common case: the table is fresh and lists no hook
-        from epfinder import _startup_hooks
-    except Exception:
-        return  # the package is gone, or the table unreadable: no hook can be trusted
-    _startup_hooks.run(config, environ, trace, dirs, checked)
+        hooks, problems = startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""), dirs, checked)
+    except Exception as exc:
+        if not isinstance(exc, ImportError):  # the package is gone: stay silent, run nothing
+            _say(f"startup hooks not run: {type(exc).__name__}: {exc}")
+        return
+    for problem in problems:
+        _say(problem)
+    if trace:
+        _say(f"startup: {len(hooks)} hook(s) found in {(clock() - started) / 1e6:.2f} ms")
+    ran = failed = 0
+    for hook in hooks:
+        if not hook["enabled"]:
+            if trace:
+                _say(f"startup: {hook['id']} {hook['why']}")
+            continue
+        ran += 1
+        t0 = t1 = clock() if trace else 0
+        stage = "was vetoed by an audit hook"
+        try:
+            sys.audit("epfinder.startup", hook["id"], hook["value"])
+            stage = "could not be loaded"
+            target = load_hook(hook["value"])
+            t1 = clock() if trace else 0
+            stage = "failed"
+            target()
+        except Exception as exc:
+            failed += 1
+            _say(f"startup hook {hook['id']} ({hook['distribution']} {hook['version'] or '?'}, "
+                 f"{hook['value']}) {stage}: {type(exc).__name__}: {exc}")
+            if trace:
+                import traceback
+
+                traceback.print_exc()
+            continue
+        if trace:
+            _say(f"startup: {hook['id']} ({hook['priority']}, {hook['distribution']} {hook['version']}) "
+                 f"import {(t1 - t0) / 1e6:.2f} ms, call {(clock() - t1) / 1e6:.2f} ms")
+    if trace:
+        _say(f"startup: ran {ran} hook(s), {failed} failed, {len(hooks) - ran} skipped, "
+             f"{(clock() - started) / 1e6:.2f} ms in all")
+
+
+def load_hook(value):
+    # EntryPoint.load for "module:attr.path [extras]", without importlib.metadata.
+    module, sep, attr = value.partition("[")[0].partition(":")
+    module, attr = module.strip(), attr.strip()
+    if not sep or not module or not attr:
+        raise ValueError(f"{value!r} is not 'module:callable'")
+    __import__(module)
+    target = sys.modules[module]
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target

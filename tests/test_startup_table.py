@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import _epfinder_boot as boot
-from epfinder import _scan, _startup_hooks, _startup_table
+from epfinder import _scan, _startup_table
 from helpers import dist_info, write_tree
 
 GROUP = "[epfinder.startup]\n"
@@ -46,7 +46,7 @@ def ours(path):
 
 @given(st.text(alphabet=st.sampled_from(list("aAbB.-_ é0")), max_size=12))
 def test_normalize_is_importlib_metadatas(name):
-    assert _startup_hooks.normalize(name) == _scan.normalize(name)
+    assert boot.normalize(name) == _scan.normalize(name)
 
 
 @pytest.mark.parametrize("name, priority, label", [
@@ -63,7 +63,7 @@ def test_normalize_is_importlib_metadatas(name):
     ("50-two-dashes", 50, "two-dashes"),
 ])
 def test_priority_comes_from_an_nnn_prefix(name, priority, label):
-    assert _startup_hooks.parse_hook_name(name) == (priority, label)
+    assert boot.parse_hook_name(name) == (priority, label)
 
 
 LINES = st.sampled_from([
@@ -137,8 +137,8 @@ def env(tmp_path, monkeypatch):
 
 
 def plan(config=None, skip=""):
-    hooks, problems = _startup_hooks.plan(config or {}, skip)
-    return [(h.id, h.priority, h.priority_from, h.enabled) for h in hooks], problems
+    hooks, problems = boot.startup_plan(config or {}, skip)
+    return [(h["id"], h["priority"], h["priority_from"], h["enabled"]) for h in hooks], problems
 
 
 def test_the_first_distribution_of_a_name_on_sys_path_wins(env):

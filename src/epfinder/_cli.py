@@ -7,7 +7,7 @@ import time
 
 import _epfinder_boot as _boot
 
-from . import _api, _cache, _scan, _startup_hooks
+from . import _api, _cache, _scan
 from .errors import CacheError
 
 
@@ -278,9 +278,9 @@ def _startup_summary(env):
         return None
     config = _boot.read_config(env["site"]) or {}
     environ = {} if sys.flags.ignore_environment else os.environ
-    hooks, problems = _startup_hooks.plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
+    hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
     off = environ.get("EPFINDER_STARTUP", "").strip().lower() in _boot.OFF
-    return {"registered": len(hooks), "enabled": 0 if off else sum(h.enabled for h in hooks),
+    return {"registered": len(hooks), "enabled": 0 if off else sum(h["enabled"] for h in hooks),
             "problems": problems}
 
 
@@ -385,7 +385,7 @@ def _cmd_startup(args):
     dist, sep, label = args.id.partition(":")
     if not sep or not dist or not label:
         raise _UsageError(f"not a hook ID: {args.id!r} (expected <distribution>:<label>, see startup list)")
-    hook_id = f"{_startup_hooks.normalize(dist)}:{label}"
+    hook_id = f"{_boot.normalize(dist)}:{label}"
     priority = getattr(args, "priority", "default")
     if priority != "default" and not (priority.isdigit() and int(priority) <= 999):
         raise _UsageError(f"priority must be 0 to 999 or 'default', not {priority!r}")
@@ -393,7 +393,7 @@ def _cmd_startup(args):
     config = _boot.read_config(site_dir)
     if config is None or config.get("enabled") != "1":
         raise _UsageError(f"epfinder is not enabled for {site_dir}; run python -m epfinder install first")
-    known = {hook.id for hook in _startup_hooks.plan({})[0]}
+    known = {hook["id"] for hook in _boot.startup_plan({})[0]}
     note = "" if hook_id in known or any(c in hook_id for c in "*?[") else " (no such hook is installed now)"
     if args.action == "disable":
         config[f"startup.disable.{hook_id}"] = "1"
@@ -401,7 +401,7 @@ def _cmd_startup(args):
     elif args.action == "enable":
         was = config.pop(f"startup.disable.{hook_id}", None)
         message = f"enabled {hook_id}{note}" if was else f"{hook_id} was not disabled{note}"
-        still = [h.why for h in _startup_hooks.plan(config)[0] if h.id == hook_id and not h.enabled]
+        still = [h["why"] for h in _boot.startup_plan(config)[0] if h["id"] == hook_id and not h["enabled"]]
         if still:
             message += f"; it is still {still[0].split(' (')[0]} by a pattern (see startup list)"
     else:
@@ -426,16 +426,16 @@ def _startup_list(args):
     enabled = config.get("enabled") == "1"
     environ = {} if sys.flags.ignore_environment else os.environ
     all_off = environ.get("EPFINDER_STARTUP", "").strip().lower() in _boot.OFF
-    hooks, problems = _startup_hooks.plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
+    hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
     rows = []
     for order, hook in enumerate(hooks, 1):
-        state = "enabled" if hook.enabled else hook.why
-        if hook.enabled and (all_off or not enabled):
+        state = "enabled" if hook["enabled"] else hook["why"]
+        if hook["enabled"] and (all_off or not enabled):
             state = "off (EPFINDER_STARTUP=0)" if all_off else "off (epfinder is not enabled here)"
         rows.append({
-            "order": order, "id": hook.id, "priority": hook.priority, "priority_from": hook.priority_from,
-            "distribution": hook.dist_name or hook.dist, "version": hook.version, "value": hook.value,
-            "site_dir": hook.site_dir, "enabled": state == "enabled", "state": state,
+            "order": order, "id": hook["id"], "priority": hook["priority"], "priority_from": hook["priority_from"],
+            "distribution": hook["distribution"], "version": hook["version"], "value": hook["value"],
+            "site_dir": hook["site_dir"], "enabled": state == "enabled", "state": state,
         })
     if args.json:
         import json

@@ -13,8 +13,7 @@ import os
 import time
 
 import _epfinder_boot as _boot
-
-from ._startup_hooks import GROUP, normalize
+from _epfinder_boot import STARTUP_GROUP as GROUP, normalize
 
 # A directory whose last change is this recent may still be in the middle of an install (pip
 # creates a *.dist-info folder, then writes entry_points.txt into it, which does not touch the
