@@ -20,6 +20,7 @@ where valgrind is installed, callgrind's instruction counts give a repeatable se
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -105,8 +106,11 @@ def child_env():
 def wall_clock(venvs, runs):
     times = {name: [] for name in venvs}
     env = child_env()
+    order = list(venvs.items())
+    shuffle = random.Random(0).shuffle
     for _ in range(runs):
-        for name, python in venvs.items():
+        shuffle(order)  # the first start of a round is slower: no venv may always be first
+        for name, python in order:
             start = time.perf_counter()
             subprocess.run([python, "-c", "pass"], env=env, check=True)
             times[name].append((time.perf_counter() - start) * 1e3)

@@ -372,7 +372,10 @@ def schedule_startup(config):
     site = sys.modules.get("site")
     name = "execusercustomize" if getattr(site, "ENABLE_USER_SITE", False) else "execsitecustomize"
     original = getattr(site, name, None)
-    if original is None or _startup_ran:
+    if original is None:
+        # A site module without that step: run now. Under PEP 829 (a .start entry, 3.15+) every
+        # site directory is on sys.path by now; only the sitecustomize ordering is lost.
+        run_startup(config)
         return
 
     def run_after(*args, **kwargs):

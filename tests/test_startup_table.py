@@ -3,6 +3,7 @@ shadowed, switched and trusted as docs/startup-hooks.md says."""
 
 import importlib.metadata as md
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -235,3 +236,38 @@ def test_fields_a_line_cannot_hold_leave_that_directory_to_rescans(env):
     written = boot.read_startup_table(boot.startup_table_file(), {os.getuid()})
     assert str(env[0]) not in written and str(env[1]) in written
     assert [h[0] for h in plan()[0]] == ["ok:y", "pkg:tab\there"]
+
+
+# --- when the hooks run -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("user_site, step", [(False, "execsitecustomize"), (True, "execusercustomize")])
+def test_hooks_run_after_the_last_customize_step_of_site_main(monkeypatch, user_site, step):
+    import types
+
+    calls = []
+    site = types.SimpleNamespace(
+        ENABLE_USER_SITE=user_site,
+        execsitecustomize=lambda: calls.append("sitecustomize"),
+        execusercustomize=lambda: calls.append("usercustomize"),
+    )
+    original = getattr(site, step)
+    monkeypatch.setitem(sys.modules, "site", site)
+    monkeypatch.setattr(boot, "run_startup", lambda config: calls.append(("hooks", config)))
+    boot.schedule_startup({"k": "v"})
+    assert calls == []
+    site.execsitecustomize()
+    if user_site:
+        site.execusercustomize()
+    assert calls[-2:] == [step[4:], ("hooks", {"k": "v"})]
+    assert getattr(site, step) is original, "site is left as it was"
+
+
+def test_without_a_customize_step_the_hooks_run_at_once(monkeypatch):
+    import types
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "site", types.SimpleNamespace(ENABLE_USER_SITE=False))
+    monkeypatch.setattr(boot, "run_startup", lambda config: calls.append(config))
+    boot.schedule_startup({})
+    assert calls == [{}]
