@@ -3,6 +3,7 @@ shadowed, switched and trusted as docs/startup-hooks.md says."""
 
 import importlib.metadata as md
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -271,3 +272,18 @@ def test_without_a_customize_step_the_hooks_run_at_once(monkeypatch):
     monkeypatch.setattr(boot, "run_startup", lambda config: calls.append(config))
     boot.schedule_startup({})
     assert calls == [{}]
+
+
+def test_entries_of_site_directories_not_in_this_start_are_kept(env, monkeypatch):
+    for d in env:
+        write_tree(d, dist_info(d.name.replace("-", ""), "1", entry_points=GROUP + "x = m:x\n"))
+    assert len(plan()[0]) == 3
+    table = boot.startup_table_file()
+    monkeypatch.setattr(boot, "startup_site_dirs", lambda: [str(env[0]), str(env[2])])  # python -s
+    write_tree(env[0], dist_info("new", "1"))
+    assert [h[0] for h in plan()[0]] == ["basesite:x", "venvsite:x"]
+    assert set(boot.read_startup_table(table, {os.getuid()})) == {str(d) for d in env}
+    shutil.rmtree(env[1])
+    write_tree(env[0], dist_info("newer", "1"))
+    plan()
+    assert set(boot.read_startup_table(table, {os.getuid()})) == {str(env[0]), str(env[2])}

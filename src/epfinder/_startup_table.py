@@ -185,7 +185,9 @@ def refresh(file, dirs, tables, stale):
     Returns {site dir: entry} for ``dirs``. A directory that cannot be listed has no hooks.
     """
     fresh = {p: tables[p] for p in dirs if p in tables and p not in stale}
-    trusted = dict(fresh)
+    # Entries of site directories not in this start's sys.path (the user site under -s, say) are
+    # kept while the directory exists: their signatures are checked whenever they are used.
+    trusted = {p: e for p, e in tables.items() if p not in stale and (p in fresh or os.path.isdir(p))}
     for path in stale:
         try:
             entry, settled = scan(path)
@@ -194,10 +196,9 @@ def refresh(file, dirs, tables, stale):
         fresh[path] = entry
         if settled and not os.stat(path).st_mode & 0o002:
             trusted[path] = entry
-    ordered = {p: fresh[p] for p in dirs if p in fresh}
     if os.path.isdir(os.path.dirname(file)) and trusted != tables:
-        write(file, {p: trusted[p] for p in dirs if p in trusted})
-    return ordered
+        write(file, trusted)
+    return {p: fresh[p] for p in dirs if p in fresh}
 
 
 def rebuild(wait=False):
