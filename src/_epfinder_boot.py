@@ -98,10 +98,11 @@ def find_distributions(*args, **kwargs):
 
 
 class MetadataImportHook:
-    # A meta path entry that finds nothing: it finishes importlib.metadata as it is imported (see
-    # epfinder._finder.patching_spec) and forwards importlib.invalidate_caches() to epfinder.
+    # A meta path entry that finds nothing: it finishes importlib.metadata and the importlib_metadata
+    # backport as they are imported (see epfinder._finder.patching_spec) and forwards
+    # importlib.invalidate_caches() to epfinder.
 
-    watched = frozenset({"importlib.metadata"})
+    watched = frozenset({"importlib.metadata", "importlib_metadata"})
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self.watched:

@@ -48,3 +48,64 @@ def test_same_answers_with_the_backport(tmp_path, backport, when, library):
         tmp_path, [first, second], names=["alpha", "dup", "beta", "badeps", "legacy", "missing"],
         backport=when, library=library, append=[backport],
     )
+
+
+SERVED = """
+import json, sys
+sys.path[:0] = {paths!r}
+sys.path.append({root!r})
+if {before!r}:
+    import importlib_metadata
+import epfinder
+epfinder.enable("auto")
+import importlib_metadata
+import importlib.metadata as stdlib
+scans = []
+original = importlib_metadata.FastPath.search
+def counting(self, prepared):
+    scans.append(self.root)
+    return original(self, prepared)
+importlib_metadata.FastPath.search = counting
+site = {paths!r}[0]
+out = {{
+    "backport types": sorted({{type(d).__name__ for d in importlib_metadata.distributions(path=[site])}}),
+    "stdlib sees": sorted({{type(d).__module__ + "." + type(d).__name__ for d in stdlib.distributions(path=[site])}}),
+    "backport eps": sorted(ep.name for ep in importlib_metadata.entry_points(group="console_scripts")),
+    "stdlib eps": sorted(ep.name for ep in stdlib.entry_points(group="console_scripts")),
+    "version": importlib_metadata.version("alpha"),
+    "distribution": type(importlib_metadata.distribution("alpha")).__name__,
+}}
+out["scanned"] = sorted(set(p for p in scans if p == site))
+epfinder.disable()
+out["after disable"] = sorted({{type(d).__name__ for d in importlib_metadata.distributions(path=[site])}})
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_the_backport_is_served_from_the_caches(tmp_path, backport, before):
+    import json
+
+    from helpers import EPFINDER_ROOT, child_env
+
+    site = write_tree(tmp_path / "site", {
+        **dist_info("alpha", "1.0", "[console_scripts]\nalpha = alpha:main\n"),
+        **dist_info("beta", "2.0", "[console_scripts]\nbeta = beta:main\n"),
+    })
+    opt_in(site)
+    code = SERVED.format(paths=[str(site), str(backport)], root=EPFINDER_ROOT, before=before)
+    for _ in range(2):  # the first run builds the cache
+        proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                              env=child_env(tmp_path), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out == {
+        "backport types": ["CachedPathDistribution"],
+        "stdlib sees": ["epfinder._dist.CachedPathDistribution"],
+        "backport eps": ["alpha", "beta"],
+        "stdlib eps": ["alpha", "beta"],
+        "version": "1.0",
+        "distribution": "CachedPathDistribution",
+        "scanned": [],
+        "after disable": ["PathDistribution"],
+    }

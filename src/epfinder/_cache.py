@@ -208,6 +208,10 @@ class DirCache:
     def normalized(self):
         return self._table("normalized", _valid_optional_strings)
 
+    def unnamed(self):
+        """Indices of the distributions whose name is unknown (possibly without any metadata)."""
+        return [i for i, name in enumerate(self._table("name", _valid_optional_strings)) if name is None]
+
     def normset(self):
         if self._normset is None:
             self._normset = frozenset(self.normalized())

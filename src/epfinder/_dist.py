@@ -70,5 +70,14 @@ def _make_class(md):
                 for group, name, value in cache.entry_points_of(index)
             )
 
+    if hasattr(base, "_has_metadata"):
+        # importlib_metadata 10.1+ asks every distribution this in entry_points() and
+        # distribution(); a known name means its metadata was read, so it is there.
+        def _has_metadata(self):
+            cache, index = self._epfinder_record
+            return True if cache.name(index) is not None else super(CachedPathDistribution, self)._has_metadata()
+
+        CachedPathDistribution._has_metadata = _has_metadata
+
     CachedPathDistribution.__module__ = __name__
     return CachedPathDistribution

@@ -113,6 +113,41 @@ def find_distributions(context=None):
     return search(_metadata_module(), context)
 
 
+# The backport's MetadataPathFinder.find_distributions stand-ins: function -> the module it serves.
+_backport_resolvers = {}
+_replaced_finders = {}  # MetadataPathFinder class -> the find_distributions it had
+
+
+def serve_backport(md):
+    """Answer the importlib_metadata backport's path discovery from the caches too.
+
+    Importing the backport removes PathFinder.find_distributions (ours included) and appends its
+    own MetadataPathFinder to sys.meta_path; from then on every caller, stdlib or backport, gets
+    its distributions from that finder. Its find_distributions is replaced by one that answers as
+    search() does, with the backport's own classes.
+    """
+    finder = getattr(md, "MetadataPathFinder", None)
+    current = getattr(finder, "__dict__", {}).get("find_distributions")
+    if current is None or finder in _replaced_finders:
+        return
+    if not all(hasattr(md, a) for a in ("FastPath", "Prepared", "PathDistribution", "DistributionFinder")):
+        return  # a shape this module does not know: the backport scans as usual
+
+    def find_distributions(context=None):
+        return search(md, context)
+
+    _backport_resolvers[find_distributions] = md
+    _replaced_finders[finder] = current
+    finder.find_distributions = staticmethod(find_distributions)
+
+
+def _library_of(resolver):
+    """The importlib.metadata flavour a discovery resolver is epfinder's stand-in for, or None."""
+    if resolver is _boot.find_distributions:
+        return _metadata_module()
+    return _backport_resolvers.get(resolver)
+
+
 def search(md, context=None):
     """MetadataPathFinder.find_distributions(context) of ``md``, served from caches."""
     if context is None:
@@ -194,14 +229,19 @@ class _PatchingLoader:
 # --- entry_points() answered from the group index ---------------------------------------------
 
 # The shapes of entry_points() this module knows how to answer faster, by the globals they use:
-# 3.10, 3.11 (both end in SelectableGroups.load(eps).select()), 3.12 and later (EntryPoints).
+# the stdlib's in 3.10 and 3.11 (both end in SelectableGroups.load(eps).select()), in 3.12 and
+# later and in the backport up to 10.0 (EntryPoints(eps).select()), and the backport's from 10.1,
+# which first moves distributions without metadata to the end (Distribution._prefer_valid).
+_SELECTABLE, _ENTRYPOINTS, _PREFER_VALID = "selectable", "entrypoints", "prefer-valid"
 _SHAPES = {
     frozenset({"operator", "attrgetter", "functools", "partial", "unique_everseen", "itertools",
-               "chain", "from_iterable", "distributions", "SelectableGroups", "load", "select"}): True,
+               "chain", "from_iterable", "distributions", "SelectableGroups", "load", "select"}): _SELECTABLE,
     frozenset({"itertools", "chain", "from_iterable", "_unique", "distributions",
-               "SelectableGroups", "load", "select"}): True,
+               "SelectableGroups", "load", "select"}): _SELECTABLE,
     frozenset({"itertools", "chain", "from_iterable", "_unique", "distributions", "EntryPoints",
-               "select"}): False,
+               "select"}): _ENTRYPOINTS,
+    frozenset({"itertools", "chain", "from_iterable", "_unique", "Distribution", "_prefer_valid",
+               "distributions", "EntryPoints", "select"}): _PREFER_VALID,
 }
 
 _patched = {}  # module -> (original entry_points, the function put in its place)
@@ -209,15 +249,22 @@ _MISSING = object()
 
 
 def patch_module(md):
-    """Give ``md`` an entry_points() that reads the group index, if its shape is a known one."""
-    if md in _patched or _boot.mode is None:
+    """Serve ``md`` (importlib.metadata or the backport) from the caches as far as its shape allows.
+
+    Its entry_points() is replaced by one that reads the group index, if its shape is a known one.
+    """
+    if _boot.mode is None:
+        return
+    if md.__name__ == "importlib_metadata":
+        serve_backport(md)
+    if md in _patched:
         return
     original = md.entry_points
     names = frozenset(getattr(getattr(original, "__code__", None), "co_names", ()))
-    selectable = _SHAPES.get(names)
-    if selectable is None:
+    shape = _SHAPES.get(names)
+    if shape is None:
         return
-    replacement = _make_entry_points(md, original, selectable)
+    replacement = _make_entry_points(md, original, shape)
     _patched[md] = (original, replacement)
     md.entry_points = replacement
 
@@ -227,6 +274,12 @@ def unpatch_all():
         if md.entry_points is replacement:
             md.entry_points = original
     _patched.clear()
+    for finder, original in list(_replaced_finders.items()):
+        current = finder.__dict__.get("find_distributions")
+        if isinstance(current, staticmethod) and current.__func__ in _backport_resolvers:
+            finder.find_distributions = original
+    _replaced_finders.clear()
+    _backport_resolvers.clear()
 
 
 def _discovery(md):
@@ -240,14 +293,17 @@ def _discovery(md):
     )
 
 
-def _make_entry_points(md, original, selectable):
+def _make_entry_points(md, original, shape):
     discovery = _discovery(md)
+    prefer_valid = md.Distribution.__dict__.get("_prefer_valid") if shape == _PREFER_VALID else None
 
     def entry_points(**params):
-        if _boot.mode is None or discovery != _discovery(md):
+        if _boot.mode is None or discovery != _discovery(md) or (
+            prefer_valid is not None and md.Distribution.__dict__.get("_prefer_valid") is not prefer_valid
+        ):
             return original(**params)
         try:
-            eps = _collect(md, params)
+            eps = _collect(md, params, require_metadata=shape == _PREFER_VALID)
         except Exception:
             if _debug():
                 raise
@@ -258,7 +314,7 @@ def _make_entry_points(md, original, selectable):
             # Every entry collected already matches, and one group needs no regrouping: this
             # is what the select() below would return, without testing each entry again.
             return md.EntryPoints(eps)
-        if selectable:
+        if shape == _SELECTABLE:
             return md.SelectableGroups.load(eps).select(**params)
         return md.EntryPoints(eps).select(**params)
 
@@ -284,11 +340,23 @@ class _Dedup:
         return name in self.names or any(name in c.normset() for c in self.caches)
 
 
-def _collect(md, params):
+class _MetadataMissing(Exception):
+    """A distribution without metadata, which _prefer_valid would move: answer plainly."""
+
+
+def _has_metadata(lib, dist):
+    check = getattr(lib, "_safe_has_metadata", None)
+    return check(dist) if check is not None else dist._has_metadata()
+
+
+def _collect(md, params, require_metadata=False):
     """The entry points plain entry_points() would select from, in its order, for ``params``.
 
     Entries that cannot match the group or name asked for are left out early, with the same
     comparison select() makes, so the result is a superset of the answer in the plain order.
+    With ``require_metadata`` (the backport from 10.1, whose entry_points() first moves every
+    distribution without metadata to the end), it raises _MetadataMissing on meeting one, since
+    then the order differs; such environments are answered by the plain function.
     """
     group = params.get("group", _MISSING)
     name = params.get("name", _MISSING)
@@ -302,6 +370,8 @@ def _collect(md, params):
 
     def add_plain(dists):
         for dist in dists:
+            if require_metadata and not _has_metadata(md, dist):
+                raise _MetadataMissing
             norm = dist._normalized_name
             if dedup.seen(norm):
                 continue
@@ -309,29 +379,34 @@ def _collect(md, params):
             result.extend(ep for ep in dist.entry_points if wanted(ep.group, ep.name))
 
     context = md.DistributionFinder.Context()
-    everything = md.Prepared(None)
     for resolver in md.Distribution._discover_resolvers():
-        if resolver is not _boot.find_distributions:
+        # The distributions come from the resolver's library (after the backport is imported,
+        # even stdlib callers get the backport's objects), so its classes build the answer.
+        lib = _library_of(resolver)
+        if lib is None:
             add_plain(resolver(context))
             continue
+        everything = lib.Prepared(None)
+        cls = distribution_class(lib)
         for path in context.path:
             state = _served_or_none(path)
             if state is NOTHING:
                 continue
             if state is None:
-                add_plain(_plain(md, path, everything))
+                add_plain(_plain(lib, path, everything))
                 continue
-            cls = distribution_class(md)
+            if require_metadata and any(not cls(state, i)._has_metadata() for i in state.unnamed()):
+                raise _MetadataMissing
             if not state.fast:
                 add_plain(cls(state, i) for i in range(state.count))
                 continue
             try:
-                found = _from_group_index(md, state, group, name, wanted, dedup, cls)
+                found = _from_group_index(lib, state, group, name, wanted, dedup, cls)
             except CacheError:
                 if _debug():
                     raise
                 _forget(path)
-                add_plain(_plain(md, path, everything))
+                add_plain(_plain(lib, path, everything))
                 continue
             result.extend(found)
             dedup.caches.append(state)
