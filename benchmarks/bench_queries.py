@@ -1,10 +1,11 @@
 """First-call importlib.metadata queries in fresh interpreters: epfinder against a plain scan.
 
-    python benchmarks/bench_queries.py [--runs 15] [--sizes 274,1274,5274] [--write docs/benchmarks.md]
+    python benchmarks/bench_queries.py [--runs 15] [--sizes 274,1274,5274] [--libraries stdlib,backport]
+                                       [--backport 10.2.0] [--write docs/benchmarks.md]
 
 Each measurement is one fresh ``python -S`` child whose sys.path is the stdlib plus one
-site-packages of the given size; the child times its first query (importlib.metadata is imported
-before the clock starts, in both cases). Plain and epfinder runs alternate, and the table gives
+site-packages of the given size; the child times its first query (importlib.metadata, or the
+importlib_metadata backport, is imported before the clock starts, in both cases). Plain and epfinder runs alternate, and the table gives
 medians and their ratio. The syscall columns count the filesystem calls of one query under strace.
 Run it by hand; it is not part of the test suite.
 """
@@ -34,10 +35,11 @@ CHILD = """
 import os, sys, time
 sys.path.insert(0, {site!r})
 sys.path.append({src!r})
+sys.path.extend({extra!r})
 if {enabled!r}:
     import epfinder
     epfinder.enable()
-import importlib.metadata as md
+{library}
 {floor}
 os.path.exists('/epfinder-bench-begin')  # a marker in the strace output
 t0 = time.perf_counter()
@@ -72,10 +74,24 @@ def floor_pairs(site):
     return eval(out.stdout)
 
 
-def run_child(site, enabled, query, mark=False, floor=None):
+LIBRARIES = {"stdlib": "import importlib.metadata as md", "backport": "import importlib_metadata as md"}
+_backport_dir = None  # where the backport is installed, for the children
+
+
+def install_backport(work, version):
+    global _backport_dir
+    target = work / f"importlib_metadata-{version}"
+    if not target.exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "--target", str(target), f"importlib_metadata=={version}"], check=True)
+    _backport_dir = str(target)
+
+
+def run_child(site, enabled, query, mark=False, floor=None, library="stdlib"):
     code = CHILD.format(
         site=str(site), src=SRC, enabled=enabled, query="floor()" if floor else query,
         mark=mark, floor=FLOOR.format(pairs=floor) if floor else "",
+        library=LIBRARIES[library], extra=[_backport_dir] if library == "backport" else [],
     )
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("EPFINDER_MODE", None)
@@ -89,8 +105,8 @@ def run_child(site, enabled, query, mark=False, floor=None):
         return float(proc.stdout.split()[-1]), trace.read()
 
 
-def count_syscalls(site, enabled, query):
-    _, trace = run_child(site, enabled, query, mark=True)
+def count_syscalls(site, enabled, query, library):
+    _, trace = run_child(site, enabled, query, mark=True, library=library)
     inside = False
     counts = {}
     for line in trace.splitlines():
@@ -114,10 +130,16 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--sizes", default="274,1274,5274")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "epfinder-bench"))
+    parser.add_argument("--libraries", default="stdlib,backport")
+    parser.add_argument("--backport", default="10.2.0" if sys.version_info >= (3, 11) else "9.0.1",
+                        help="the importlib_metadata version to measure")
     parser.add_argument("--write", help="also write the Markdown table to this file")
     args = parser.parse_args(argv)
 
     work = Path(args.workdir)
+    libraries = args.libraries.split(",")
+    if "backport" in libraries:
+        install_backport(work, args.backport)
     corpus = corpus_tree(work / "corpus")
     rows = []
     for size in map(int, args.sizes.split(",")):
@@ -131,30 +153,32 @@ def main(argv=None):
         run_child(site, True, "None")
         pairs = floor_pairs(site)
         floor = statistics.median(run_child(site, False, "", floor=pairs)[0] for _ in range(args.runs))
-        for label, query in QUERIES.items():
-            plain, served = [], []
-            for _ in range(args.runs):
-                plain.append(run_child(site, False, query)[0])
-                served.append(run_child(site, True, query)[0])
-            p, s = statistics.median(plain), statistics.median(served)
-            sys_plain = sum(count_syscalls(site, False, query).values())
-            sys_served = count_syscalls(site, True, query)
-            rows.append({
-                "size": size, "query": label, "plain_ms": p, "epfinder_ms": s, "ratio": p / s,
-                "floor_ms": floor, "syscalls_plain": sys_plain,
-                "syscalls_epfinder": sum(sys_served.values()), "syscalls_detail": sys_served,
-            })
-            print(json.dumps(rows[-1]), file=sys.stderr)
+        for library in libraries:
+            for label, query in QUERIES.items():
+                plain, served = [], []
+                for _ in range(args.runs):
+                    plain.append(run_child(site, False, query, library=library)[0])
+                    served.append(run_child(site, True, query, library=library)[0])
+                p, s = statistics.median(plain), statistics.median(served)
+                sys_plain = sum(count_syscalls(site, False, query, library).values())
+                sys_served = count_syscalls(site, True, query, library)
+                rows.append({
+                    "size": size, "library": library, "query": label, "plain_ms": p, "epfinder_ms": s,
+                    "ratio": p / s, "floor_ms": floor, "syscalls_plain": sys_plain,
+                    "syscalls_epfinder": sum(sys_served.values()), "syscalls_detail": sys_served,
+                })
+                print(json.dumps(rows[-1]), file=sys.stderr)
 
     table = [
-        f"Python {sys.version.split()[0]}, {args.runs} fresh interpreters per cell, medians.",
+        f"Python {sys.version.split()[0]}, {args.runs} fresh interpreters per cell, medians"
+        + (f"; backport: importlib_metadata {args.backport}." if "backport" in libraries else "."),
         "",
-        "| dists | query | plain | epfinder | speed-up | floor (stat+read) | syscalls plain | syscalls epfinder |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| dists | library | query | plain | epfinder | speed-up | floor (stat+read) | syscalls plain | syscalls epfinder |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         table.append(
-            f"| {r['size']:,} | `{r['query']}` | {r['plain_ms']:.2f} ms | {r['epfinder_ms']:.2f} ms "
+            f"| {r['size']:,} | {r['library']} | `{r['query']}` | {r['plain_ms']:.2f} ms | {r['epfinder_ms']:.2f} ms "
             f"| {r['ratio']:.1f}× | {r['floor_ms']:.2f} ms | {r['syscalls_plain']} "
             f"| {r['syscalls_epfinder']} |"
         )
