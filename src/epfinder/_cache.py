@@ -494,9 +494,11 @@ def _older_than(reference_ns, signature, records):
 
 
 def discard(path):
-    """Remove the cache files of ``path``; returns the ones removed."""
+    """Remove the cache files of ``path`` (side files included); returns the ones removed."""
+    from ._packages import side_files
+
     removed = []
-    for file in candidate_files(path):
+    for file in [*candidate_files(path), *side_files(path)]:
         try:
             os.unlink(file)
             removed.append(file)

@@ -259,6 +259,7 @@ def patch_module(md):
         serve_backport(md)
     if md in _patched:
         return
+    _patch_packages_distributions(md)
     original = md.entry_points
     names = frozenset(getattr(getattr(original, "__code__", None), "co_names", ()))
     shape = _SHAPES.get(names)
@@ -269,11 +270,32 @@ def patch_module(md):
     md.entry_points = replacement
 
 
+_patched_packages = {}  # module -> (original packages_distributions, the function put in its place)
+
+
+def _patch_packages_distributions(md):
+    from . import _packages
+
+    original = getattr(md, "packages_distributions", None)
+    if original is None or md in _patched_packages:
+        return
+    shape = _packages.shape_of(md)
+    if shape is None:
+        return
+    replacement = _packages.make_packages_distributions(md, original, shape)
+    _patched_packages[md] = (original, replacement)
+    md.packages_distributions = replacement
+
+
 def unpatch_all():
     for md, (original, replacement) in list(_patched.items()):
         if md.entry_points is replacement:
             md.entry_points = original
     _patched.clear()
+    for md, (original, replacement) in list(_patched_packages.items()):
+        if md.packages_distributions is replacement:
+            md.packages_distributions = original
+    _patched_packages.clear()
     for finder, original in list(_replaced_finders.items()):
         current = finder.__dict__.get("find_distributions")
         if isinstance(current, staticmethod) and current.__func__ in _backport_resolvers:

@@ -1,0 +1,216 @@
+"""packages_distributions() answered from a side cache of each directory's top-level names.
+
+A plain packages_distributions() reads every distribution's ``top_level.txt`` and, where that is
+missing, parses its RECORD: the most expensive call in importlib.metadata. How it infers names
+differs between Python versions and backport releases, so epfinder never re-implements it: it runs
+the library's own per-distribution code once, stores what that code returned for each distribution
+of a cached directory, and reuses it while the directory's cache is unchanged.
+
+The side file is keyed by a fingerprint of that code (``flavour``), so an interpreter or library
+whose code differs computes and stores its own. See docs/cache-format.md.
+"""
+
+import collections
+import json
+import os
+import sys
+import time
+import zlib
+
+import _epfinder_boot as _boot
+
+from . import _cache, _finder
+from ._dist import distribution_class
+
+FORMAT = "epfinder-top-level"
+VERSION = 1
+# The files the per-distribution code may read; a side file is written only once all have settled.
+_READS = ("top_level.txt", "RECORD", "installed-files.txt", "SOURCES.txt")
+SETTLE_NS = _cache.WALL_CLOCK_MARGIN_NS
+
+# packages_distributions() shapes, by the globals they use: 3.10 (top_level.txt only), 3.11 to
+# 3.13 and the backport (declared or inferred), the backport 7+ (metadata may be None).
+_DECLARED_ONLY = frozenset({"append", "collections", "defaultdict", "dict", "distributions", "list",
+                            "metadata", "read_text", "split"})
+_DECLARED_OR_INFERRED = frozenset({"_top_level_declared", "_top_level_inferred", "append", "collections",
+                                   "defaultdict", "dict", "distributions", "list", "metadata"})
+_WITH_MD_NONE = _DECLARED_OR_INFERRED | {"md_none"}
+
+
+def shape_of(md):
+    """(names_for(dist), name_of(dist)) as md's packages_distributions() computes them, or None."""
+    code = getattr(md.packages_distributions, "__code__", None)
+    names = frozenset(getattr(code, "co_names", ()))
+    if names == _DECLARED_ONLY:
+        return (lambda dist: (dist.read_text("top_level.txt") or "").split(),
+                lambda dist: dist.metadata["Name"])
+    if names in (_DECLARED_OR_INFERRED, _WITH_MD_NONE):
+        declared, inferred = md._top_level_declared, md._top_level_inferred
+        if names == _WITH_MD_NONE:
+            md_none = md.md_none
+            return (lambda dist: declared(dist) or inferred(dist), lambda dist: md_none(dist.metadata)["Name"])
+        return lambda dist: declared(dist) or inferred(dist), lambda dist: dist.metadata["Name"]
+    return None
+
+
+def _code_key(code):
+    return repr((code.co_code, code.co_names, tuple(
+        _code_key(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts)))
+
+
+def flavour(md, lib):
+    """A fingerprint of everything that decides the names: the caller's code and the dist's."""
+    parts = [sys.implementation.cache_tag, md.__name__, lib.__name__]
+    for owner, name in ((md, "packages_distributions"), (md, "_top_level_declared"),
+                        (md, "_top_level_inferred"), (md, "_get_toplevel_name"), (md, "_topmost"),
+                        (lib.PathDistribution, "read_text"), (lib.Distribution, "files")):
+        value = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+        value = getattr(value, "fget", value)
+        code = getattr(value, "__code__", None)
+        parts.append("" if code is None else _code_key(code))
+    return f"{sys.implementation.cache_tag}-{zlib.crc32(repr(parts).encode()) & 0xFFFFFFFF:08x}"
+
+
+def _side_file(cache_file, tag):
+    folder, name = os.path.split(cache_file)
+    if name == _cache.FILENAME:
+        return os.path.join(folder, f"top-level-{tag}.json")
+    return os.path.join(folder, f"{name[:-len('.jsonl')]}.top-level-{tag}.json")
+
+
+def side_files(path):
+    """Every side file of ``path`` that may exist, for discard()."""
+    found = []
+    for cache_file in _cache.candidate_files(path):
+        folder, name = os.path.split(cache_file)
+        prefix = "top-level-" if name == _cache.FILENAME else f"{name[:-len('.jsonl')]}.top-level-"
+        try:
+            found += [os.path.join(folder, f) for f in os.listdir(folder) if f.startswith(prefix)]
+        except OSError:
+            pass
+    return found
+
+
+def _load(state, tag):
+    for cache_file in _cache.candidate_files(state.path):
+        try:
+            with open(_side_file(cache_file, tag), "rb") as f:
+                data = json.loads(f.read())
+        except (OSError, ValueError):
+            continue
+        names = data.get("names") if type(data) is dict else None
+        if (data.get("format") == FORMAT and data.get("version") == VERSION and data.get("path") == state.path
+                and data.get("flavour") == tag and data.get("signature") == state.signature
+                and type(names) is list and len(names) == state.count
+                and all(type(n) is list and all(type(x) is str for x in n) for n in names)):
+            return names
+    return None
+
+
+def _settled(state, now_ns):
+    limit = now_ns - SETTLE_NS
+    if max(state.signature[2:]) >= limit:
+        return False
+    for i in range(state.count):
+        entry = os.path.join(state.path, state.entry(i))
+        for name in _READS:
+            try:
+                st = os.stat(os.path.join(entry, name))
+            except OSError:
+                continue
+            if st.st_mtime_ns >= limit or st.st_ctime_ns >= limit:
+                return False
+    return True
+
+
+def _store(state, tag, names):
+    for cache_file in _cache.candidate_files(state.path):
+        if not os.path.exists(cache_file):
+            continue
+        side = _side_file(cache_file, tag)
+        tmp = os.path.join(os.path.dirname(side), f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+        data = json.dumps({"format": FORMAT, "version": VERSION, "path": state.path, "flavour": tag,
+                           "signature": state.signature, "count": state.count, "names": names},
+                          ensure_ascii=True, separators=(",", ":"))
+        try:
+            with open(tmp, "w", encoding="ascii") as f:
+                f.write(data)
+            os.replace(tmp, side)
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return
+
+
+def _names_of_directory(state, cls, tag, names_for):
+    """What names_for() returns for each distribution of a cached directory, in search order."""
+    if _boot.mode != "strict":  # strict checks files one by one; the side file records none
+        names = _load(state, tag)
+        if names is not None:
+            return names
+    started = time.time_ns()
+    names = [list(names_for(cls(state, i))) for i in range(state.count)]
+    if _boot.mode != "strict" and _settled(state, started):
+        _store(state, tag, names)
+    return names
+
+
+def serve(md, shape):
+    """md.packages_distributions(), with cached directories answered from their side files."""
+    names_for, name_of = shape
+    pkg_to_dist = collections.defaultdict(list)
+
+    def add(dist, names):
+        for pkg in names:
+            pkg_to_dist[pkg].append(name_of(dist))
+
+    context = md.DistributionFinder.Context()
+    for resolver in md.Distribution._discover_resolvers():
+        lib = _finder._library_of(resolver)
+        if lib is None:
+            for dist in resolver(context):
+                add(dist, names_for(dist))
+            continue
+        cls = distribution_class(lib)
+        everything = lib.Prepared(None)
+        tag = flavour(md, lib)
+        for path in context.path:
+            state = _finder._served_or_none(path)
+            if state is _finder.NOTHING:
+                continue
+            if state is None:
+                for dist in _finder._plain(lib, path, everything):
+                    add(dist, names_for(dist))
+                continue
+            for i, names in enumerate(_names_of_directory(state, cls, tag, names_for)):
+                if not names:
+                    continue
+                known = state.name(i)
+                if known is None:
+                    add(cls(state, i), names)
+                else:
+                    pkg_to_dist_append = [pkg_to_dist[pkg].append for pkg in names]
+                    for append in pkg_to_dist_append:
+                        append(known)
+    return dict(pkg_to_dist)
+
+
+def make_packages_distributions(md, original, shape):
+    discovery = _finder._discovery(md)
+
+    def packages_distributions():
+        if _boot.mode is None or discovery != _finder._discovery(md):
+            return original()
+        try:
+            return serve(md, shape)
+        except Exception:
+            if _finder._debug():
+                raise
+            return original()  # the plain answer, or the plain exception
+
+    for attr in ("__doc__", "__name__", "__qualname__", "__module__"):
+        setattr(packages_distributions, attr, getattr(original, attr))
+    packages_distributions.__wrapped__ = original
+    return packages_distributions
