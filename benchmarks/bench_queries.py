@@ -29,6 +29,7 @@ QUERIES = {
     "entry_points(group=)": "md.entry_points(group='console_scripts')",
     "every dist.entry_points": "[d.entry_points for d in md.distributions()]",
     "version()": "md.version('pytest')",
+    "packages_distributions()": "md.packages_distributions()",
 }
 
 CHILD = """
@@ -151,6 +152,8 @@ def main(argv=None):
 
         time.sleep(3.2)
         run_child(site, True, "None")
+        for library in libraries:  # packages_distributions() writes one side file per library
+            run_child(site, True, "md.packages_distributions()", library=library)
         pairs = floor_pairs(site)
         floor = statistics.median(run_child(site, False, "", floor=pairs)[0] for _ in range(args.runs))
         for library in libraries:
