@@ -1,8 +1,8 @@
 """With the importlib_metadata backport imported, before or after epfinder is enabled, both the
 backport's callers and the stdlib's get exactly what a plain scan with the same imports gives.
 
-Serving the backport from the caches (rather than letting it scan) is future work; what these
-tests hold today is that epfinder never changes an answer when the backport is around.
+The trees include a zip with a *.dist-info inside, an *.egg directory and an *.egg zip; the last
+test checks that the backport is served from the caches rather than scanning.
 """
 
 import subprocess
@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from helpers import assert_same_as_plain, dist_info, write_tree
-from test_differential import EPS, opt_in
+from test_differential import EPS, opt_in, zip_and_egg_entries
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,10 @@ def test_same_answers_with_the_backport(tmp_path, backport, when, library):
         **dist_info("beta", "1.0", "[console_scripts]\nbeta = beta:main\n"),
     })
     opt_in(first, second)
+    entries = zip_and_egg_entries(tmp_path / "entries")
     assert_same_as_plain(
-        tmp_path, [first, second], names=["alpha", "dup", "beta", "badeps", "legacy", "missing"],
+        tmp_path, [first, *entries, second],
+        names=["alpha", "dup", "beta", "badeps", "legacy", "missing", "zipped", "thing", "zegg"],
         backport=when, library=library, append=[backport],
     )
 

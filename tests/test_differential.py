@@ -159,3 +159,44 @@ def test_same_directory_twice_and_through_a_symlink(tmp_path):
     opt_in(site)
     os.symlink(site, tmp_path / "link")
     assert_same_as_plain(tmp_path, [site, tmp_path / "link", site], names=["alpha", "beta"])
+
+
+def zip_and_egg_entries(root):
+    """A zip with a *.dist-info inside, an *.egg directory and an *.egg zip: the path-entry kinds
+    that are not plain directories. Returns them in sys.path order."""
+    import zipfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for rel, text in dist_info("zipped", "1.0", "[console_scripts]\nzipped = zipped:main\n").items():
+            zf.writestr(rel, text)
+        zf.writestr("zipped/__init__.py", "")
+    egg_dir = write_tree(root / "Thing-1.0-py3.11.egg", {
+        "EGG-INFO/PKG-INFO": "Metadata-Version: 1.1\nName: Thing\nVersion: 1.0\n",
+        "EGG-INFO/entry_points.txt": "[console_scripts]\nthing = thing:main\n[g]\nt = thing:t\n",
+        "EGG-INFO/SOURCES.txt": "thing/__init__.py\n",
+        "thing/__init__.py": "",
+    })
+    egg_zip = root / "Zegg-2.0-py3.11.egg"
+    with zipfile.ZipFile(egg_zip, "w") as zf:
+        zf.writestr("EGG-INFO/PKG-INFO", "Metadata-Version: 1.1\nName: Zegg\nVersion: 2.0\n")
+        zf.writestr("EGG-INFO/entry_points.txt", "[console_scripts]\nzegg = zegg:main\n")
+        zf.writestr("zegg/__init__.py", "")
+    return [archive, egg_dir, egg_zip]
+
+
+@pytest.mark.parametrize("mode", ["auto", "strict", "trust", "only"])
+def test_zip_and_egg_path_entries(tmp_path, mode):
+    site = write_tree(tmp_path / "site", {
+        **dist_info("alpha", "1.0", EPS),
+        **dist_info("thing", "0.5", "[console_scripts]\nthing = old_thing:main\n"),  # shadowed by the egg
+    })
+    opt_in(site)
+    entries = zip_and_egg_entries(tmp_path / "entries")
+    paths = [*entries, site]
+    if mode == "only":
+        from helpers import probe
+
+        probe(tmp_path, paths, "auto")  # "only" never scans: build the site's cache first
+    assert_same_as_plain(tmp_path, paths, names=["zipped", "thing", "zegg", "alpha"], modes=(mode,))
