@@ -158,6 +158,13 @@ def search(md, context=None):
 
 
 def _plain(md, path, prepared):
+    if type(path) is str and os.path.isabs(path):
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            # FastPath finds nothing there either, but only after failing to open it as a zip
+            # archive, which makes the backport import zipp and zipfile (milliseconds).
+            return ()
     return map(md.PathDistribution, md.FastPath(path).search(prepared))
 
 
