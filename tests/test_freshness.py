@@ -17,6 +17,7 @@ from helpers import dist_info, write_tree
 def served(tmp_path, monkeypatch):
     """epfinder on in this process, with a private per-user cache; off again afterwards."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("EPFINDER_SETTLE", "0")  # see helpers.child_env; the settle rule's own test undoes it
     epfinder.enable("auto")
     yield
     epfinder.disable()
@@ -239,3 +240,22 @@ def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
     assert names(site) == ["alpha", "beta"]
     assert eps(site) == ["alpha", "beta"]
     assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]
+
+
+def test_a_distribution_still_being_written_is_not_cached(tmp_path, served, monkeypatch):
+    # An installer creates beta-1.0.dist-info/ (which changes the site directory), then writes
+    # its files one by one (which does not). A query in between sees a half-written distribution;
+    # its scan must not be written down, or the finished install would never be seen.
+    monkeypatch.delenv("EPFINDER_SETTLE")
+    site = site_with(tmp_path, "alpha")
+    time.sleep(_cache.settle_ns() / 1e9 + 0.2)
+    assert eps(site) == ["alpha"]
+    assert os.path.exists(_cache.in_directory_file(str(site))), "a settled directory is cached"
+    folder = site / "beta-1.0.dist-info"
+    folder.mkdir()
+    (folder / "METADATA").write_text("Metadata-Version: 2.1\nName: beta\nVersion: 1.0\n")
+    time.sleep(0.05)  # a later clock tick than the directory's change, even on coarse filesystems
+    assert eps(site) == ["alpha"]
+    (folder / "entry_points.txt").write_text("[g]\nbeta = beta:main\n")
+    importlib.invalidate_caches()  # a new process: only the file on disk carries over
+    assert eps(site) == ["alpha", "beta"]

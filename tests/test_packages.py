@@ -1,9 +1,11 @@
-"""packages_distributions() from the side cache of top-level names: same answers, fewer reads."""
+"""packages_distributions() from the side cache of top-level names: same answers, fewer reads.
+
+The children run with EPFINDER_SETTLE=0 (helpers.child_env), so side files are written at once.
+"""
 
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -54,15 +56,10 @@ def count_reads(tmp_path, site):
     return json.loads(proc.stdout)
 
 
-def settle():
-    time.sleep(3.3)  # side files are written only for directories (and files) older than 3 s
-
-
 def test_side_file_answers_match_plain_for_the_corpus(tmp_path):
     site = unpack_corpus(tmp_path / "corpus")
     write_tree(site, ODD)
     opt_in(site)
-    settle()
     assert_same_as_plain(tmp_path, [site], names=["inferred", "twin"])
     assert list((site / ".epfinder-cache").glob("top-level-*.json")), "the side file was written"
     assert_same_as_plain(tmp_path, [site], names=["inferred"])  # now served from it
@@ -71,7 +68,6 @@ def test_side_file_answers_match_plain_for_the_corpus(tmp_path):
 def test_the_side_file_spares_every_record_read_and_follows_changes(tmp_path):
     site = write_tree(tmp_path / "site", ODD)
     opt_in(site)
-    settle()
     first, reads = count_reads(tmp_path, site)
     assert reads > 0
     second, reads = count_reads(tmp_path, site)
@@ -80,7 +76,6 @@ def test_the_side_file_spares_every_record_read_and_follows_changes(tmp_path):
     write_tree(site, dist_info("newcomer", "1.0", extra={"top_level.txt": "newcomer_pkg\n"}))
     third, reads = count_reads(tmp_path, site)
     assert ["newcomer_pkg", ["newcomer"]] in third and reads > 0
-    settle()
     count_reads(tmp_path, site)
     assert count_reads(tmp_path, site) == [third, 0]
 
@@ -90,7 +85,6 @@ def test_uninstall_removes_side_files(tmp_path):
 
     site = write_tree(tmp_path / "site", ODD)
     opt_in(site)
-    settle()
     count_reads(tmp_path, site)
     removed = _cache.discard(str(site))
     assert any("top-level-" in f for f in removed)

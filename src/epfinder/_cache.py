@@ -8,6 +8,7 @@ and that group's line, whatever the number of distributions).
 
 import json
 import os
+import sys
 import time
 import zlib
 
@@ -493,6 +494,36 @@ def _older_than(reference_ns, signature, records):
     return True
 
 
+def settle_ns():
+    """How long a metadata entry must be left alone before a scan of it is written down.
+
+    EPFINDER_SETTLE, in seconds (default 3): raise it on a network filesystem whose server clock
+    drifts from this machine's; 0 trusts any completed scan at once (the test suite's setting).
+    """
+    if not sys.flags.ignore_environment:
+        try:
+            return max(0, int(float(os.environ.get("EPFINDER_SETTLE", "")) * 1e9))
+        except ValueError:
+            pass
+    return WALL_CLOCK_MARGIN_NS
+
+
+def _entries_settled(limit_ns, records):
+    """Whether every metadata entry read is older than ``limit_ns`` (wall clock minus a margin).
+
+    An installer creates a ``*.dist-info`` folder (which changes the directory) and then writes
+    its files one by one (which does not). A scan between the two sees a half-written
+    distribution, and the directory's signature would never tell; so a scan is trusted only once
+    every entry it read has been left alone for a few seconds. ``"."``, the entry's own stamp,
+    moves with each file added to a folder, and its ctime with a rename into place.
+    """
+    for record in records:
+        for name, st in record["stamps"]:
+            if name == "." and st is not None and (st[3] >= limit_ns or st[4] >= limit_ns):
+                return False
+    return True
+
+
 def discard(path):
     """Remove the cache files of ``path`` (side files included); returns the ones removed."""
     from ._packages import side_files
@@ -514,13 +545,15 @@ def build(path, write=True):
     directory changed during the scan or too recently to tell a later change apart (then nothing
     is written either). Raises OSError when the directory cannot be listed.
     """
+    settled_before = time.time_ns() - settle_ns()
     target = _Target(path) if write else None
     try:
         before, after, index, records = _scan.scan(path)
         reference_ns = target.reference_ns if target else time.time_ns() - WALL_CLOCK_MARGIN_NS
         data = encode(path, before, index, records)
         cache = DirCache(path, data)
-        cache.trusted = before == after and _older_than(reference_ns, before, records)
+        cache.trusted = (before == after and _older_than(reference_ns, before, records)
+                         and _entries_settled(settled_before, records))
         if cache.trusted and target is not None and target.fd is not None:
             try:
                 target.commit(data)

@@ -26,7 +26,6 @@ FORMAT = "epfinder-top-level"
 VERSION = 1
 # The files the per-distribution code may read; a side file is written only once all have settled.
 _READS = ("top_level.txt", "RECORD", "installed-files.txt", "SOURCES.txt")
-SETTLE_NS = _cache.WALL_CLOCK_MARGIN_NS
 
 # packages_distributions() shapes, by the globals they use: 3.10 (top_level.txt only), 3.11 to
 # 3.13 and the backport (declared or inferred), the backport 7+ (metadata may be None).
@@ -108,7 +107,7 @@ def _load(state, tag):
 
 
 def _settled(state, now_ns):
-    limit = now_ns - SETTLE_NS
+    limit = now_ns - _cache.settle_ns()
     if max(state.signature[2:]) >= limit:
         return False
     for i in range(state.count):

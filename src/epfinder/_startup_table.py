@@ -10,6 +10,7 @@ The table's format and the rules it follows are in docs/startup-hooks.md.
 """
 
 import os
+import sys
 import time
 
 import _epfinder_boot as _boot
@@ -26,7 +27,13 @@ _ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionE
 
 def has_settled(st):
     """Whether a directory's last change is old enough for its scan to be written down."""
-    return max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - SETTLE_NS
+    margin = SETTLE_NS
+    if not sys.flags.ignore_environment and os.environ.get("EPFINDER_SETTLE"):
+        try:  # the same setting as epfinder._cache.settle_ns(), which this module must not import
+            margin = max(0, int(float(os.environ["EPFINDER_SETTLE"]) * 1e9))
+        except ValueError:
+            pass
+    return max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - margin
 
 
 def lookup_order(path):
