@@ -259,3 +259,41 @@ def test_a_distribution_still_being_written_is_not_cached(tmp_path, served, monk
     (folder / "entry_points.txt").write_text("[g]\nbeta = beta:main\n")
     importlib.invalidate_caches()  # a new process: only the file on disk carries over
     assert eps(site) == ["alpha", "beta"]
+
+
+def forge(site, tmp_path):
+    """A well-formed cache for ``site`` that lists a distribution it does not hold."""
+    decoy = site_with(tmp_path / "decoy", "alpha", "beta", "ghost")
+    _before, _after, index, records = _scan.scan(str(decoy))
+    signature = _scan.dir_signature(os.stat(site))
+    return _cache.encode(str(site), signature, index, records)
+
+
+@pytest.mark.parametrize("who", ["world-writable", "another user"])
+def test_a_cache_file_others_could_write_is_never_believed(tmp_path, served, who):
+    site = site_with(tmp_path, "alpha", "beta")
+    file = _cache.in_directory_file(str(site))
+    with open(file, "wb") as f:
+        f.write(forge(site, tmp_path))
+    if who == "world-writable":
+        os.chmod(file, 0o666)
+    elif os.getuid() == 0:
+        os.chown(file, 65534, 65534)
+    else:
+        pytest.skip("only root can give a file to another user")
+    assert names(site) == ["alpha", "beta"], "scanned, not read from the forged file"
+    st = os.stat(file)
+    assert not st.st_mode & 0o002 and st.st_uid == os.getuid(), "replaced by a trustworthy one"
+
+
+def test_a_forged_cache_the_owner_wrote_is_the_owners_business(tmp_path, served):
+    # The trust model: a cache file its directory's owner wrote is believed, as a .pth file there
+    # would be run. This pins that down, so that a change to it is deliberate.
+    site = site_with(tmp_path, "alpha", "beta")
+    with open(_cache.in_directory_file(str(site)), "wb") as f:
+        f.write(forge(site, tmp_path))
+    def listed():
+        return sorted(d.name for d in md.distributions(path=[str(site)]))
+
+    assert listed() == ["alpha", "beta", "ghost"]
+    assert epfinder.enable("strict") and listed() == ["alpha", "beta"], "strict checks each entry"

@@ -411,14 +411,27 @@ def caches_in_directory(path):
     )
 
 
-def load(path):
-    """The cache recorded for ``path``, or None when there is none that parses."""
+def trusted_file(st, dir_uid):
+    """Whether a cache file may be believed: it grants no more trust than the directory it describes.
+
+    Not writable by everyone, and owned by root, by this user or by the directory's owner (who could
+    put a .pth file there anyway). Anyone else's file is ignored and the directory scanned.
+    """
+    return not st.st_mode & 0o002 and st.st_uid in (0, os.getuid(), dir_uid)
+
+
+def load(path, dir_uid=None):
+    """The cache recorded for ``path``, or None when there is none that parses and may be trusted."""
     for file in candidate_files(path):
         try:
             fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
             continue
         try:
+            if dir_uid is None:
+                dir_uid = os.stat(path).st_uid
+            if not trusted_file(os.fstat(fd), dir_uid):
+                raise CacheError(f"{file} is writable by others or owned by another user")
             return DirCache(path, fd)
         except (CacheError, OSError):
             os.close(fd)

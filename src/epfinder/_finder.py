@@ -55,7 +55,7 @@ def served(path, recheck=False):
     signature = _scan.dir_signature(st)
     if state is not None and _usable(state, signature, mode, recheck):
         return state
-    cache = _cache.load(path)
+    cache = _cache.load(path, st.st_uid)
     if cache is not None and _usable(cache, signature, mode, recheck):
         _states[path] = cache
         return cache

@@ -94,6 +94,8 @@ def _load(state, tag):
     for cache_file in _cache.candidate_files(state.path):
         try:
             with open(_side_file(cache_file, tag), "rb") as f:
+                if not _cache.trusted_file(os.fstat(f.fileno()), os.stat(state.path).st_uid):
+                    continue
                 data = json.loads(f.read())
         except (OSError, ValueError):
             continue
