@@ -134,7 +134,8 @@ def _store(state, tag, names):
                            "signature": state.signature, "count": state.count, "names": names},
                           ensure_ascii=True, separators=(",", ":"))
         try:
-            with open(tmp, "w", encoding="ascii") as f:
+            # 0644 whatever the umask allows: a world-writable file would be distrusted on reading.
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w", encoding="ascii") as f:
                 f.write(data)
             os.replace(tmp, side)
         except OSError:
