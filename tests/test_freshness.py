@@ -216,7 +216,9 @@ def test_off_is_plain(tmp_path, served):
 
 
 @pytest.mark.parametrize("kind", ["random bytes", "no newline, large", "a directory", "wrong path",
-                                  "newer version", "truncated"])
+                                  "newer version", "truncated", "JSON of the wrong shape",
+                                  "wrong shape inside", "a symlink to another directory's cache",
+                                  "a dangling symlink", "empty"])
 def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
     site = site_with(tmp_path, "alpha", "beta")
     time.sleep(0.01)
@@ -234,6 +236,20 @@ def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
         open(file, "wb").write(good.replace(str(site).encode(), str(tmp_path / "elsewhere").encode(), 1))
     elif kind == "newer version":
         open(file, "wb").write(good.replace(b'"version":1', b'"version":2', 1))
+    elif kind == "JSON of the wrong shape":
+        open(file, "wb").write(b'["epfinder-cache", 1]\n{}\n')
+    elif kind == "wrong shape inside":  # a valid header whose tables hold the wrong types
+        header, _, body = good.partition(b"\n")
+        open(file, "wb").write(header + b"\n" + body.replace(b'"alpha"', b'12345678', 1))
+    elif kind == "a symlink to another directory's cache":
+        other = site_with(tmp_path / "other", "gamma")
+        time.sleep(0.01)
+        names(other)
+        os.symlink(_cache.in_directory_file(str(other)), file)
+    elif kind == "a dangling symlink":
+        os.symlink(tmp_path / "nowhere", file)
+    elif kind == "empty":
+        open(file, "wb").close()
     else:
         open(file, "wb").write(good[: len(good) - 40])
     _finder.invalidate()

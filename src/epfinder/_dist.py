@@ -8,7 +8,38 @@ computed by that code too, so it raises what a plain scan would raise.
 
 import pathlib
 
+from .errors import CacheError
+
 _classes = {}
+_UNKNOWN = object()
+
+
+def _read(record, getter):
+    """getter(cache, index), or _UNKNOWN when that part of the cache file turns out to be corrupt.
+
+    Tables are decoded (and their checksums checked) on first use, after the distribution object
+    was handed out; a corrupt one must not reach the caller. The file is deleted so that the next
+    query rebuilds it, and the plain code answers this one.
+    """
+    cache, index = record
+    try:
+        return getter(cache, index)
+    except CacheError:
+        from . import _finder  # deferred: _finder imports this module
+
+        _finder._forget(cache.path)
+        return _UNKNOWN
+
+
+def _entry(cache, index):
+    value = _read((cache, index), lambda c, i: c.entry(i))
+    if value is _UNKNOWN:
+        # The directory is unchanged (its signature matched), so a fresh listing puts the same
+        # entry at the same place in search order.
+        from . import _scan
+
+        value = _scan.list_metadata(cache.path)[0][index]
+    return value
 
 
 def distribution_class(metadata_module):
@@ -32,7 +63,7 @@ def _make_class(md):
             # _path is built on first use: most queries never need it, and pathlib is slow.
             if attr == "_path":
                 cache, index = self.__dict__["_epfinder_record"]
-                path = pathlib.Path(cache.path, cache.entry(index))
+                path = pathlib.Path(cache.path, _entry(cache, index))
                 self.__dict__["_path"] = path
                 return path
             raise AttributeError(attr)
@@ -43,39 +74,34 @@ def _make_class(md):
 
         @property
         def _normalized_name(self):
-            cache, index = self._epfinder_record
-            value = cache.normalized()[index]
-            return super()._normalized_name if value is None else value
+            value = _read(self._epfinder_record, lambda c, i: c.normalized()[i])
+            return super()._normalized_name if value is None or value is _UNKNOWN else value
 
         @property
         def name(self):
-            cache, index = self._epfinder_record
-            value = cache.name(index)
-            return super().name if value is None else value
+            value = _read(self._epfinder_record, lambda c, i: c.name(i))
+            return super().name if value is None or value is _UNKNOWN else value
 
         @property
         def version(self):
-            cache, index = self._epfinder_record
-            value = cache.version(index)
-            return super().version if value is None else value
+            value = _read(self._epfinder_record, lambda c, i: c.version(i))
+            return super().version if value is None or value is _UNKNOWN else value
 
         @property
         def entry_points(self):
-            cache, index = self._epfinder_record
-            if not cache.entry_points_known(index):
+            known = _read(self._epfinder_record, lambda c, i: c.entry_points_known(i) and list(c.entry_points_of(i)))
+            if known is _UNKNOWN or known is False:
                 return super().entry_points
             make = md.EntryPoint
-            return md.EntryPoints(
-                make(name=name, value=value, group=group)._for(self)
-                for group, name, value in cache.entry_points_of(index)
-            )
+            return md.EntryPoints(make(name=name, value=value, group=group)._for(self) for group, name, value in known)
 
     if hasattr(base, "_has_metadata"):
         # importlib_metadata 10.1+ asks every distribution this in entry_points() and
         # distribution(); a known name means its metadata was read, so it is there.
         def _has_metadata(self):
-            cache, index = self._epfinder_record
-            return True if cache.name(index) is not None else super(CachedPathDistribution, self)._has_metadata()
+            known = _read(self._epfinder_record, lambda c, i: c.name(i))
+            return True if known is not None and known is not _UNKNOWN else super(
+                CachedPathDistribution, self)._has_metadata()
 
         CachedPathDistribution._has_metadata = _has_metadata
 
