@@ -86,7 +86,8 @@ def test_install_pip_loop_and_clean_uninstall(venv, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage", ["config-is-a-directory", "boot-module-deleted", "package-deleted", "bad-mode", "bad-config-mode"]
+    "damage", ["config-is-a-directory", "boot-module-deleted", "package-deleted", "bad-mode", "bad-config-mode",
+               "cache-garbage", "hook-table-garbage"]
 )
 def test_a_damaged_install_never_stops_the_interpreter(venv, tmp_path, damage):
     python, site, _ = venv
@@ -103,15 +104,19 @@ def test_a_damaged_install_never_stops_the_interpreter(venv, tmp_path, damage):
         shutil.rmtree(site / "epfinder")
     elif damage == "bad-mode":
         env["EPFINDER_MODE"] = "sideways"
-    else:
+    elif damage == "bad-config-mode":
         with open(site / ".epfinder-cache" / "config", "a") as f:
             f.write("mode = sideways\n")
+    elif damage == "cache-garbage":
+        (site / ".epfinder-cache" / "v1.jsonl").write_bytes(os.urandom(3000))
+    else:
+        (site / ".epfinder-cache" / "startup-v1.tsv").write_bytes(b"epfinder-startup\t1\nhook\t\xff\n")
     proc = run(python, "-c", ASK, tmp_path=tmp_path, env=env)
     answers = json.loads(proc.stdout)
     plain = ask(python, tmp_path, mode="off")
     assert {k: v for k, v in answers.items() if k != "mode"} == {k: v for k, v in plain.items() if k != "mode"}
-    if damage == "package-deleted":
-        assert answers["mode"] == "auto", "the start-up module still ran; queries fell back to plain"
+    if damage in ("package-deleted", "cache-garbage", "hook-table-garbage"):
+        assert answers["mode"] == "auto", "the start-up module still ran"
     else:
         assert answers["mode"] is None
     if damage == "bad-mode":
@@ -120,6 +125,10 @@ def test_a_damaged_install_never_stops_the_interpreter(venv, tmp_path, damage):
         assert proc.stderr.count("\n") == 1 and "unknown mode in " in proc.stderr and "'sideways'" in proc.stderr
     else:
         assert proc.stderr == ""
+    if damage in ("cache-garbage", "hook-table-garbage"):
+        status = json.loads(run(python, "-m", "epfinder", "status", "--json", tmp_path=tmp_path).stdout)
+        (entry,) = [e for e in status["sys.path"] if e["path"] == str(site)]
+        assert entry["state"] == "fresh", "healed by the query"
 
 
 def test_isolated_mode_ignores_the_environment_variable(venv, tmp_path):
