@@ -384,3 +384,64 @@ def test_random_metadata_gets_the_plain_answers(tmp_path_factory, monkeypatch, e
         epfinder.disable()
     assert cold == plain
     assert warm == plain
+
+
+# --- real pip, and concurrent starts in a real enabled venv -------------------------------------------
+
+VENV_ASK = """
+import json, sys
+import importlib.metadata as md
+def ask():
+    return {"dists": sorted((d.name, d.version) for d in md.distributions()),
+            "eps": sorted((e.name, e.value) for e in md.entry_points(group="g"))}
+served = ask()
+import epfinder
+epfinder.disable()
+print(json.dumps([sys.modules["_epfinder_boot"].site_dir is not None, served, ask()]))
+"""
+
+
+@pytest.mark.slow
+def test_random_pip_rounds_then_32_starts_at_once(venv, tmp_path):
+    from helpers import make_wheel, pip, run
+
+    python, site, _ = venv
+    run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
+    rng = random.Random("pip")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    installed = {}
+    rounds = max(4, ROUNDS // 10)
+    for _ in range(rounds):
+        name = f"rnd{rng.randrange(4)}"
+        if name in installed and rng.random() < 0.4:
+            pip(python, "uninstall", "-y", name, tmp_path=tmp_path)
+            del installed[name]
+        else:
+            version = f"{installed.get(name, 0) + 1}.0"
+            eps = "".join(f"e{i} = {name}:f\n" for i in range(rng.randint(0, 2)))
+            wheel = make_wheel(wheels, name, version, f"[g]\n{eps}" if eps else "")
+            pip(python, "install", "--no-index", str(wheel), tmp_path=tmp_path)
+            installed[name] = int(float(version))
+        enabled, served, plain = json.loads(run(python, "-c", VENV_ASK, tmp_path=tmp_path).stdout)
+        assert enabled and served == plain
+    # Every cache gone or stale, then 32 interpreters at once, through real site processing.
+    shutil.rmtree(site / _cache.SUBDIR)
+    run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
+    (site / _cache.SUBDIR / _cache.FILENAME).unlink()
+    (site / _cache.SUBDIR / "startup-v1.tsv").unlink()
+    from helpers import clean_env
+
+    children = [subprocess.Popen([python, "-c", VENV_ASK], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=clean_env(tmp_path), cwd=tmp_path) for _ in range(32)]
+    for child in children:
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0 and err == "", err
+        enabled, served, plain = json.loads(out)
+        assert enabled and served == plain
+    status = json.loads(run(python, "-m", "epfinder", "status", "--json", tmp_path=tmp_path).stdout)
+    (entry,) = [e for e in status["sys.path"] if e["path"] == str(site)]
+    assert entry["state"] in ("fresh", "racy: changed in the last seconds, scanned at each query until it settles")
+    assert run(python, "-m", "epfinder", "verify", tmp_path=tmp_path).returncode == 0
+    assert not [f for f in os.listdir(site / _cache.SUBDIR) if f.startswith(".tmp-")]
+    report("real pip rounds", rounds=rounds, processes=rounds * 3 + 32 + 4, wrong=0)
