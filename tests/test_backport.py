@@ -72,8 +72,11 @@ site = {paths!r}[0]
 out = {{
     "backport types": sorted({{type(d).__name__ for d in importlib_metadata.distributions(path=[site])}}),
     "stdlib sees": sorted({{type(d).__module__ + "." + type(d).__name__ for d in stdlib.distributions(path=[site])}}),
-    "backport eps": sorted(ep.name for ep in importlib_metadata.entry_points(group="console_scripts")),
-    "stdlib eps": sorted(ep.name for ep in stdlib.entry_points(group="console_scripts")),
+    # (epfinder's own directory is on sys.path too: a venv's site-packages when installed)
+    "backport eps": sorted(ep.name for ep in importlib_metadata.entry_points(group="console_scripts")
+                           if ep.name in ("alpha", "beta")),
+    "stdlib eps": sorted(ep.name for ep in stdlib.entry_points(group="console_scripts")
+                         if ep.name in ("alpha", "beta")),
     "version": importlib_metadata.version("alpha"),
     "distribution": type(importlib_metadata.distribution("alpha")).__name__,
 }}

@@ -1,14 +1,14 @@
 """Cached importlib.metadata: per-directory metadata caches and startup entry points."""
 
-__all__ = ["enable", "disable", "current_mode", "refresh", "MODES"]
+__all__ = ["enable", "disable", "current_mode", "refresh", "MODES", "entry_points", "version"]
 
 
 def __getattr__(name):
     # Lazy, so that ``import epfinder`` (and every interpreter start) stays cheap.
-    if name == "__version__":
-        from importlib.metadata import version
+    if name in ("entry_points", "version", "__version__"):
+        from epfinder import _app
 
-        return version("epfinder")
+        return _app.version("epfinder") if name == "__version__" else getattr(_app, name)
     if name in __all__:
         from epfinder import _api
 

@@ -15,8 +15,15 @@ import sys
 import _epfinder_boot as _boot
 
 from . import _cache, _scan
-from ._dist import distribution_class
 from .errors import CacheError
+
+
+def distribution_class(md):
+    # Deferred: _dist imports pathlib, which importlib.metadata has loaded by the time this runs
+    # for it, and which the application API (epfinder.entry_points) never needs.
+    from ._dist import distribution_class as for_library
+
+    return for_library(md)
 
 # path -> DirCache that may be reused while the directory's signature is unchanged
 _states = {}
@@ -442,32 +449,32 @@ def _collect(md, params, require_metadata=False):
     return result
 
 
+def group_entries(state, group, name, wanted, dedup):
+    """(dist index, group, name, value) of the entries of one cached directory that
+    entry_points(**params) would collect, in its order."""
+    shadowed = state.shadowed
+    norms = state.normalized() if dedup else None
+    if type(group) is str and name is _MISSING and not shadowed and norms is None:
+        # The common query: one group, nothing to deduplicate, no test per entry.
+        return [(d, group, n, v) for d, _seq, n, v in state.group(group)]
+    if type(group) is str:
+        entries = [(e[0], group, e[2], e[3]) for e in state.group(group)]
+    else:
+        entries = [(e[0], e[2], e[3], e[4]) for e in state.all_entry_points()]
+    return [
+        (d, g, n, v) for d, g, n, v in entries
+        if d not in shadowed and wanted(g, n) and (norms is None or not dedup.seen(norms[d]))
+    ]
+
+
 def _from_group_index(md, state, group, name, wanted, dedup, cls):
     """The entry points of one cached directory that entry_points(**params) would collect."""
     make = md.EntryPoint
     found = []
-    shadowed = state.shadowed
-    norms = state.normalized() if dedup else None
     dists = {}
-    if type(group) is str and name is _MISSING and not shadowed and norms is None:
-        # The common query: one group, nothing to deduplicate, no test per entry.
-        for d, _seq, n, v in state.group(group):
-            dist = dists.get(d)
-            if dist is None:
-                dist = dists[d] = cls(state, d)
-            found.append(make(name=n, value=v, group=group)._for(dist))
-    else:
-        if type(group) is str:
-            entries = [(e[0], group, e[2], e[3]) for e in state.group(group)]
-        else:
-            entries = [(e[0], e[2], e[3], e[4]) for e in state.all_entry_points()]
-        for d, g, n, v in entries:
-            if d in shadowed or not wanted(g, n):
-                continue
-            if norms is not None and dedup.seen(norms[d]):
-                continue
-            dist = dists.get(d)
-            if dist is None:
-                dist = dists[d] = cls(state, d)
-            found.append(make(name=n, value=v, group=g)._for(dist))
+    for d, g, n, v in group_entries(state, group, name, wanted, dedup):
+        dist = dists.get(d)
+        if dist is None:
+            dist = dists[d] = cls(state, d)
+        found.append(make(name=n, value=v, group=g)._for(dist))
     return found

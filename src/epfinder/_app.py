@@ -1,0 +1,226 @@
+"""entry_points() and version() for applications, answered from the caches.
+
+``import importlib.metadata`` alone costs tens of milliseconds of a program's start (email,
+zipfile, pathlib, csv, threading...). An application that only wants its plugins, or one version,
+can ask epfinder instead: with fresh caches, nothing of importlib.metadata, email or zipfile is
+imported. Whenever the caches cannot answer exactly (a path entry that is not a cached directory
+and holds metadata, a distribution the cache knows only partly, another distribution finder on
+sys.meta_path), the answer comes from importlib.metadata itself, with the same selection, order
+and deduplication, so the result never depends on which way it was computed.
+"""
+
+import os
+import re
+import sys
+
+import _epfinder_boot as _boot
+
+from . import _finder, _scan
+from .errors import CacheError
+
+# importlib.metadata's EntryPoint.pattern: what module, attr and extras mean.
+_PATTERN = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+
+
+class Distribution:
+    """The distribution an entry point comes from: its ``name`` and ``version``."""
+
+    __slots__ = ("_source", "_values")
+
+    def __init__(self, source, values=None):
+        self._source = source  # (DirCache, index), or an importlib.metadata distribution
+        self._values = values
+
+    def _get(self):
+        if self._values is None:
+            source = self._source
+            if isinstance(source, tuple):
+                cache, index = source
+                name, version = cache.name(index), cache.version(index)
+                if name is None or version is None:  # unknown to the cache: the plain code knows
+                    dist = _plain_distribution(cache, index)
+                    name, version = dist.name, dist.version
+            else:
+                name, version = source.name, source.version
+            self._values = (name, version)
+        return self._values
+
+    @property
+    def name(self):
+        return self._get()[0]
+
+    @property
+    def version(self):
+        return self._get()[1]
+
+    def __repr__(self):
+        return f"<Distribution {self.name}=={self.version}>"
+
+
+class EntryPoint:
+    """An entry point, as importlib.metadata.EntryPoint describes it, with its distribution."""
+
+    __slots__ = ("name", "value", "group", "dist")
+
+    def __init__(self, name, value, group, dist):
+        self.name, self.value, self.group, self.dist = name, value, group, dist
+
+    def _match(self):
+        match = _PATTERN.match(self.value)
+        if match is None:
+            raise ValueError(f"entry point value {self.value!r} is not 'module[:attr] [extras]'")
+        return match
+
+    @property
+    def module(self):
+        return self._match().group("module")
+
+    @property
+    def attr(self):
+        return self._match().group("attr")
+
+    @property
+    def extras(self):
+        return re.findall(r"\w+", self._match().group("extras") or "")
+
+    def load(self):
+        """Import the module and return the object the value names, as EntryPoint.load does."""
+        match = self._match()
+        __import__(match.group("module"))
+        target = sys.modules[match.group("module")]
+        for attr in filter(None, (match.group("attr") or "").split(".")):
+            target = getattr(target, attr)
+        return target
+
+    def _key(self):
+        return self.name, self.value, self.group
+
+    def __eq__(self, other):
+        return isinstance(other, EntryPoint) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
+
+
+class _Fallback(Exception):
+    """The caches cannot answer this exactly: ask importlib.metadata."""
+
+
+def _other_finders():
+    path_finder = _boot._path_finder()
+    return any(
+        getattr(finder, "find_distributions", None) is not None and finder is not path_finder
+        for finder in sys.meta_path
+    ) or getattr(path_finder, "find_distributions", None) is None
+
+
+def _cached_directories():
+    """(path, DirCache) for every sys.path entry that holds metadata; _Fallback if one is not cached."""
+    if _other_finders():
+        raise _Fallback
+    for path in sys.path:
+        if type(path) is not str:
+            raise _Fallback
+        if not path or not os.path.isabs(path):
+            try:
+                children = os.listdir(path or ".")
+            except OSError:
+                continue  # FastPath finds nothing in what it cannot list
+            if any(_scan.is_metadata_child(c) for c in children):
+                raise _Fallback
+            continue
+        state = _finder._served_or_none(path)
+        if state is _finder.NOTHING:
+            continue
+        if state is None:
+            if os.path.isdir(path) and not path.lower().endswith(".egg"):
+                continue  # a directory that cannot be listed: nothing, as for FastPath
+            if os.path.exists(path):
+                raise _Fallback  # a zip or an egg: only importlib.metadata reads those
+            continue
+        yield path, state
+
+
+def entry_points(group=None, name=None):
+    """The entry points ``importlib.metadata.entry_points(group=group, name=name)`` would select.
+
+    In the same order and with the same deduplication (the first distribution of a name on
+    sys.path wins): distribution order, except that without a group Python 3.10 and 3.11 sort by
+    group name, as their importlib.metadata does. With no argument, every entry point. Returns a tuple of
+    EntryPoint, each with ``name``, ``value``, ``group``, ``module``, ``attr``, ``extras``, ``dist``
+    (``dist.name``, ``dist.version``) and ``load()``.
+    """
+    want_group = _finder._MISSING if group is None else group
+    want_name = _finder._MISSING if name is None else name
+
+    def wanted(ep_group, ep_name):
+        return ((want_group is _finder._MISSING or want_group == ep_group)
+                and (want_name is _finder._MISSING or want_name == ep_name))
+
+    try:
+        found = []
+        dedup = _finder._Dedup()
+        for _path, state in _cached_directories():
+            if not state.fast:
+                raise _Fallback
+            dists = {}
+            for d, g, n, v in _finder.group_entries(state, want_group, want_name, wanted, dedup):
+                dist = dists.get(d)
+                if dist is None:
+                    dist = dists[d] = Distribution((state, d))
+                found.append(EntryPoint(n, v, g, dist))
+            dedup.caches.append(state)
+    except (_Fallback, CacheError):
+        found = _plain_entry_points(wanted)
+    if group is None and sys.version_info < (3, 12):
+        # Up to 3.11, importlib.metadata regroups a selection that is not by group (SelectableGroups),
+        # sorting it by group name, stably.
+        found.sort(key=lambda ep: ep.group)
+    return tuple(found)
+
+
+def version(distribution_name):
+    """``importlib.metadata.version(distribution_name)``; raises its PackageNotFoundError."""
+    normalized = _scan.normalize(distribution_name)
+    try:
+        for _path, state in _cached_directories():
+            indices = state.lookup(normalized)
+            if indices:
+                value = state.version(indices[0])
+                if value is None:
+                    raise _Fallback
+                return value
+        if _boot.mode == "trust":
+            raise _Fallback  # trust may not know a name installed since; the plain search does
+    except (_Fallback, CacheError):
+        pass
+    # Deferred: the slow path, and the exception callers catch, are importlib.metadata's.
+    import importlib.metadata
+
+    return importlib.metadata.version(distribution_name)
+
+
+def _plain_entry_points(wanted):
+    # Deferred: only when the caches cannot answer.
+    import importlib.metadata as md
+
+    found, seen = [], set()
+    for dist in md.distributions():
+        normalized = dist._normalized_name
+        if normalized in seen:
+            continue
+        seen.add(normalized)
+        info = Distribution(dist)
+        found.extend(EntryPoint(ep.name, ep.value, ep.group, info)
+                     for ep in dist.entry_points if wanted(ep.group, ep.name))
+    return found
+
+
+def _plain_distribution(cache, index):
+    import importlib.metadata as md
+    import pathlib
+
+    return md.PathDistribution(pathlib.Path(cache.path, cache.entry(index)))
