@@ -2,7 +2,7 @@
 
 import nox
 
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
@@ -13,3 +13,10 @@ def tests(session):
     # A real wheel, as users get it, not the source tree.
     session.install(".", "pytest>=7", "hypothesis>=6")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHONS[-1])
+def docs(session):
+    # The documentation site; --strict turns every warning (a broken link or anchor) into a failure.
+    session.install("mkdocs>=1.6")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "build/site")
