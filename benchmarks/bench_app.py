@@ -15,7 +15,6 @@ whole `python -c ...` process (interpreter start included), in shuffled alternat
 import argparse
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from trees import corpus_tree  # noqa: E402
+from trees import build_wheel, child_env, corpus_tree, corpus_venv  # noqa: E402
 
 QUERY = "console_scripts"
 CASES = {
@@ -38,21 +37,8 @@ CASES = {
 
 
 def build(work):
-    wheels = work / "wheel"
-    shutil.rmtree(wheels, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(HERE.parent)],
-                   check=True)
-    (wheel,) = wheels.glob("epfinder-*.whl")
-    venv = work / "venv"
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    corpus = corpus_tree(work / "corpus")
-    for child in os.listdir(corpus):
-        if not (Path(site) / child).exists():
-            shutil.copytree(corpus / child, Path(site) / child)
+    wheel = build_wheel(work / "wheel")
+    python, _site = corpus_venv(work / "venv", corpus_tree(work / "corpus"))
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-index", str(wheel)], check=True)
     subprocess.run([python, "-m", "epfinder", "install"], check=True, capture_output=True)
     return python
@@ -65,7 +51,7 @@ def main(argv=None):
     parser.add_argument("--write")
     args = parser.parse_args(argv)
     python = build(Path(args.workdir))
-    base = {k: v for k, v in os.environ.items() if not k.startswith("EPFINDER") and k != "PYTHONDONTWRITEBYTECODE"}
+    base = child_env()
     cwd = tempfile.mkdtemp()  # an empty current directory: nothing there for '' on sys.path
     for code, env in CASES.values():  # warm the bytecode caches and the metadata caches
         subprocess.run([python, "-c", code], env={**base, **env}, check=True, cwd=cwd)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from trees import corpus_tree  # noqa: E402
+from trees import build_wheel, child_env, corpus_tree, corpus_venv  # noqa: E402
 
 
 HOOKS = 3
@@ -62,25 +62,11 @@ VENVS = {
 
 
 def build_venvs(work):
-    wheels = work / "wheel"
-    if wheels.exists():
-        shutil.rmtree(wheels)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(HERE.parent)], check=True)
-    (wheel,) = wheels.glob("epfinder-*.whl")
+    wheel = build_wheel(work / "wheel")
     corpus = corpus_tree(work / "corpus")
     venvs = {}
     for name, (installed, enabled, hooks, finder) in VENVS.items():
-        path = work / name.replace(", ", "-").replace(" ", "-")
-        if path.exists():
-            shutil.rmtree(path)
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        python = str(path / "bin" / "python")
-        site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        for child in os.listdir(corpus):
-            if not (Path(site) / child).exists():  # the venv's own pip and setuptools stay
-                shutil.copytree(corpus / child, Path(site) / child)
+        python, site = corpus_venv(work / name.replace(", ", "-").replace(" ", "-"), corpus)
         if hooks:
             add_hook_packages(site)
         if finder == "sitecustomize.py":
@@ -94,13 +80,6 @@ def build_venvs(work):
             subprocess.run([python, "-m", "epfinder", "install"], check=True, capture_output=True)
         venvs[name] = python
     return venvs
-
-
-def child_env():
-    # No EPFINDER_* switches, and bytecode caches written as in normal use (the warm-up run
-    # writes them for the hook modules and sitecustomize.py, which were not installed by pip).
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("EPFINDER") and k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def wall_clock(venvs, runs):

@@ -52,3 +52,43 @@ def cloned_tree(corpus_site, dest, total):
                 meta.write_text(text, encoding="utf-8")
             made += 1
     return dest
+
+
+# --- virtual environments holding the corpus ---------------------------------------------------------
+
+
+def build_wheel(dest):
+    """A wheel of this checkout, as users install it."""
+    import subprocess
+    import sys
+
+    dest = Path(dest)
+    shutil.rmtree(dest, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
+                    str(Path(__file__).resolve().parents[1])], check=True)
+    (wheel,) = dest.glob("epfinder-*.whl")
+    return wheel
+
+
+def corpus_venv(path, corpus):
+    """A new venv (python -m venv) whose site-packages also holds the corpus: (python, site)."""
+    import subprocess
+    import sys
+
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    python = str(path / "bin" / "python")
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    for child in os.listdir(corpus):
+        if not (site / child).exists():  # the venv's own pip and setuptools stay
+            shutil.copytree(Path(corpus) / child, site / child)
+    return python, site
+
+
+def child_env():
+    """The environment for measured children: no EPFINDER_* switches, and bytecode caches written
+    as in normal use (a warm-up run writes them for files that pip did not install)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("EPFINDER") and k != "PYTHONDONTWRITEBYTECODE"}

@@ -4,7 +4,6 @@ Each hook prints a line, so the child's stdout shows exactly which hooks ran and
 """
 
 import json
-import os
 import time
 
 import pytest

@@ -5,11 +5,13 @@ files, on every supported Python. Where that is not certain (unreadable or undec
 malformed metadata, a field that is missing), the value is recorded as unknown (``None``) and the
 distribution object computes it the plain way at query time, raising the same exception at the
 same call. This module imports only the standard library and never ``importlib.metadata``, so that
-the startup path can use it too.
+the application API (epfinder._app) can rebuild a cache without it.
 """
 
 import os
 import re
+
+from . import _entry_points_txt as entry_points_txt
 
 # The exceptions PathDistribution.read_text swallows (returning None); any other error propagates
 # to the caller of importlib.metadata, so the scanner records such a value as unknown instead.
@@ -120,26 +122,14 @@ def _header_values_by_email(text, fields):
 
 
 def parse_entry_points(text):
-    """importlib.metadata's Sectioned.section_pairs + Pair.parse: (group, name, value) in file order.
+    """(group, name, value) in file order, as importlib.metadata parses entry_points.txt.
 
     Raises Unknown where Pair.parse would raise (a line without '=').
     """
-    result = []
-    group = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            group = line.strip("[]")
-            continue
-        if group is None:
-            continue
-        name, sep, value = line.partition("=")
-        if not sep:
-            raise Unknown(line)
-        result.append((group, name.strip(), value.strip()))
-    return result
+    try:
+        return entry_points_txt.parse(text)
+    except entry_points_txt.MalformedLine as exc:
+        raise Unknown(exc.line) from exc
 
 
 def read_distribution(root, child):

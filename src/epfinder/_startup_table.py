@@ -16,6 +16,8 @@ import time
 import _epfinder_boot as _boot
 from _epfinder_boot import STARTUP_GROUP as GROUP, normalize
 
+from . import _entry_points_txt as entry_points_txt
+
 # A directory whose last change is this recent may still be in the middle of an install (pip
 # creates a *.dist-info folder, then writes entry_points.txt into it, which does not touch the
 # site directory again): its scan is used for this start but not written down.
@@ -82,28 +84,15 @@ def _headers(entry):
 
 
 def _hooks_in(text):
-    """The (name, value) pairs of the startup group, parsed as importlib.metadata parses the file.
+    """The (name, value) pairs of the startup group, and a problem or None.
 
-    Returns (pairs, problem). importlib.metadata rejects a whole file with a line that has no '='
-    in any section, so such a file registers no hooks.
+    importlib.metadata rejects a whole file with a line that has no '=' in any section, so such a
+    file registers no hooks.
     """
-    pairs = []
-    group = None
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            group = line.strip("[]")
-            continue
-        if group is None:
-            continue
-        name, sep, value = line.partition("=")
-        if not sep:
-            return [], f"entry_points.txt line {number} has no '='"
-        if group == GROUP:
-            pairs.append((name.strip(), value.strip()))
-    return pairs, None
+    try:
+        return [(name, value) for group, name, value in entry_points_txt.parse(text) if group == GROUP], None
+    except entry_points_txt.MalformedLine as exc:
+        return [], f"entry_points.txt line {exc.number} has no '='"
 
 
 def scan(path):
