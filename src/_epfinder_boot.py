@@ -23,15 +23,54 @@ CONFIG_DIR = ".epfinder-cache"  # the same folder as the site directory's own me
 CONFIG_FILE = "config"
 
 
-def read_config(site_dir):
-    # ``key = value`` lines of a site directory's epfinder config, or None when it has none. A
-    # plain format on purpose: reading it at every interpreter start must not import json.
+# Every read of a file epfinder wrote: never through a symlink, never blocking on a FIFO.
+_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_trusted(file, owner=None):
+    # (descriptor, fstat) of ``file``, once its descriptor shows that nobody untrusted can have
+    # written it: a regular file (not a FIFO or a device; O_NONBLOCK and O_NOFOLLOW keep the open
+    # itself from blocking or following a link), writable by its owner alone, owned by root, this
+    # user or ``owner`` (a uid, or a path whose owner is looked up only when needed). Raises
+    # OSError, PermissionError when the file is refused. The rule is docs/security.md's.
+    fd = os.open(file, _READ)
     try:
-        fd = os.open(os.path.join(site_dir, CONFIG_DIR, CONFIG_FILE), os.O_RDONLY)
-        try:
-            text = os.read(fd, 65536).decode("utf-8")
-        finally:
-            os.close(fd)
+        st = os.fstat(fd)
+        uid = st.st_uid
+        if st.st_mode & 0o170022 != 0o100000:
+            raise PermissionError(1, "not a regular file writable by its owner alone", file)
+        if uid and uid != os.getuid() and (owner is None or uid != (
+                owner if type(owner) is int else os.stat(owner).st_uid)):
+            raise PermissionError(1, f"owned by uid {uid}, not root, this user or the directory's owner", file)
+        return fd, st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_trusted(file, owner=None, limit=1 << 20):
+    # The contents of a file that open_trusted() accepts, when it holds at most ``limit`` bytes.
+    fd, st = open_trusted(file, owner)
+    try:
+        size = st.st_size
+        if size > limit:
+            raise OSError(27, f"larger than {limit} bytes", file)  # EFBIG
+        data = b""
+        while len(data) < size:
+            chunk = os.read(fd, size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        os.close(fd)
+
+
+def read_config(site_dir):
+    # ``key = value`` lines of a site directory's epfinder config, or None when it has none that
+    # may be trusted. A plain format on purpose: reading it at every start must not import json.
+    try:
+        text = read_trusted(os.path.join(site_dir, CONFIG_DIR, CONFIG_FILE), site_dir, 65536).decode("utf-8")
     except (OSError, ValueError):
         return None
     config = {}
@@ -60,9 +99,11 @@ def boot(sitedir=None):
         if config is None or config.get("enabled") != "1":
             return
         site_dir = sitedir
-        schedule_startup(config)
         env = env_mode()
         wanted = env or config.get("mode") or DEFAULT_MODE
+        if wanted == "off":
+            return  # off: epfinder does nothing in this process, startup hooks included
+        schedule_startup(config)
         if wanted not in MODES:
             source = "EPFINDER_MODE" if env else f"mode in {os.path.join(sitedir, CONFIG_DIR, CONFIG_FILE)}"
             sys.stderr.write(
@@ -218,24 +259,12 @@ def startup_site_dirs():
     return ordered
 
 
-def read_startup_table(file, owners):
+def read_startup_table(file, owner=None):
     # {site dir: [signature, names, hooks, problems]} from the hook table, or None when there is
-    # none that can be trusted (see docs/startup-hooks.md for the format and the trust rules).
+    # none that can be trusted (see docs/startup-hooks.md for the format and the trust rules):
+    # ``owner``, a uid or a path, is trusted besides root and this user, as in open_trusted().
     try:
-        fd = os.open(file, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if st.st_mode & 0o002 or st.st_uid not in owners:
-            return None  # writable by others than the environment's owner: never run code from it
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        lines = b"".join(chunks).decode("utf-8").split("\n")
+        lines = read_trusted(file, owner, 64 << 20).decode("utf-8").split("\n")
         if lines[0] != TABLE_HEADER or lines[-2:] != ["end", ""]:
             return None
         tables = {}
@@ -259,8 +288,6 @@ def read_startup_table(file, owners):
         return tables
     except (OSError, ValueError):
         return None
-    finally:
-        os.close(fd)
 
 
 def check_startup_tables(dirs):
@@ -269,7 +296,7 @@ def check_startup_tables(dirs):
     # is missing or out of date.
     file = startup_table_file()
     signatures = {}
-    owners = {0, os.getuid()}
+    owner = None
     for path in dirs:
         try:
             st = os.stat(path)
@@ -278,8 +305,8 @@ def check_startup_tables(dirs):
         signatures[path] = None if st.st_mode & 0o002 else [
             st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
         if path == site_dir:
-            owners.add(st.st_uid)
-    tables = read_startup_table(file, owners) or {}
+            owner = st.st_uid
+    tables = read_startup_table(file, owner) or {}
     stale = [p for p in signatures if signatures[p] is None or tables.get(p, (None,))[0] != signatures[p]]
     return signatures, tables, stale
 
@@ -397,15 +424,44 @@ def _say(line):
         pass  # no usable stderr (pythonw, a closed descriptor): stay silent rather than fail the start
 
 
+def startup_off(config):
+    # Why no startup hook runs in this environment's processes, or "" when they run: the one rule
+    # for start-up and for `python -m epfinder status` and `startup list`. The environment
+    # variables are ignored under -E and -I.
+    environ = {} if sys.flags.ignore_environment else os.environ
+    if environ.get("EPFINDER_MODE") == "off":
+        return "EPFINDER_MODE=off"
+    if config.get("mode") == "off" and not environ.get("EPFINDER_MODE"):
+        return "mode = off in the config"
+    if environ.get("EPFINDER_STARTUP", "").strip().lower() in OFF:
+        return "EPFINDER_STARTUP=0"
+    return ""
+
+
+def is_epfinder_command():
+    # Whether this process is `python -m epfinder` or the `epfinder` script, which run no hook: the
+    # tool that lists and disables hooks must work whatever a hook does. When site runs, sys.argv[0]
+    # is the script's path, or "-m" for a module whose name only sys.orig_argv (3.10+) still has.
+    argv = getattr(sys, "argv", None) or [""]
+    if argv[0] != "-m":
+        return os.path.basename(argv[0]) == "epfinder"
+    orig = getattr(sys, "orig_argv", None) or []
+    module = orig[len(orig) - len(argv)] if len(orig) >= len(argv) else ""
+    if module.startswith("-"):
+        module = module[module.find("m") + 1:]  # -mepfinder, -Imepfinder
+    return module in ("epfinder", "epfinder.__main__")
+
+
 def run_startup(config):
-    # Run the environment's startup hooks, once per process. Each failure is one line on stderr;
-    # only a hook's SystemExit or KeyboardInterrupt escapes, ending the start as from sitecustomize.
+    # Run the environment's startup hooks, once per process. A hook is third-party code run in
+    # every process, so nothing it raises (SystemExit and KeyboardInterrupt included) ends the
+    # start: each failure is one line on stderr, and the other hooks still run.
     global _startup_ran
     if _startup_ran:
         return
     _startup_ran = True
     environ = {} if sys.flags.ignore_environment else os.environ
-    if environ.get("EPFINDER_STARTUP", "").strip().lower() in OFF:
+    if startup_off(config):
         return
     trace = environ.get("EPFINDER_TRACE", "").strip().lower() not in ("",) + OFF or sys.flags.verbose
     if trace:
@@ -419,6 +475,10 @@ def run_startup(config):
         checked = signatures, tables, stale = check_startup_tables(dirs)
         if not (stale or trace or any(tables[p][2] or tables[p][3] for p in signatures if p in tables)):
             return  # the common case: the table is fresh and lists no hook
+        if is_epfinder_command():
+            if trace:
+                _say("startup: no hook runs in the epfinder command line tool")
+            return
         hooks, problems = startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""), dirs, checked)
     except Exception as exc:
         if not isinstance(exc, ImportError):  # the package is gone: stay silent, run nothing
@@ -430,31 +490,41 @@ def run_startup(config):
         _say(f"startup: {len(hooks)} hook(s) found in {(clock() - started) / 1e6:.2f} ms")
     ran = failed = 0
     for hook in hooks:
+        hook_id = hook["id"]
         if not hook["enabled"]:
             if trace:
-                _say(f"startup: {hook['id']} {hook['why']}")
+                _say(f"startup: {hook_id} {hook['why']}")
             continue
         ran += 1
         t0 = t1 = clock() if trace else 0
         stage = "was vetoed by an audit hook"
         try:
-            sys.audit("epfinder.startup", hook["id"], hook["value"])
+            sys.audit("epfinder.startup", hook_id, hook["value"])
             stage = "could not be loaded"
             target = load_hook(hook["value"])
             t1 = clock() if trace else 0
             stage = "failed"
             target()
-        except Exception as exc:
+        except BaseException as exc:
             failed += 1
-            _say(f"startup hook {hook['id']} ({hook['distribution']} {hook['version'] or '?'}, "
-                 f"{hook['value']}) {stage}: {type(exc).__name__}: {exc}")
+            try:
+                if isinstance(exc, SystemExit):
+                    stage += f": sys.exit({exc.code!r}) ignored"
+                elif isinstance(exc, KeyboardInterrupt):
+                    stage = "was interrupted (KeyboardInterrupt)"
+                else:
+                    stage += f": {type(exc).__name__}: {exc}"
+            except Exception:
+                stage += f": {type(exc).__name__}"  # an exception whose str() fails
+            _say(f"startup hook {hook_id} ({hook['distribution']} {hook['version'] or '?'}, {hook['value']}) "
+                 f"{stage}; skip it with EPFINDER_STARTUP_SKIP={hook_id} or python -m epfinder startup disable {hook_id}")
             if trace:
                 import traceback
 
                 traceback.print_exc()
             continue
         if trace:
-            _say(f"startup: {hook['id']} ({hook['priority']}, {hook['distribution']} {hook['version']}) "
+            _say(f"startup: {hook_id} ({hook['priority']}, {hook['distribution']} {hook['version']}) "
                  f"import {(t1 - t0) / 1e6:.2f} ms, call {(clock() - t1) / 1e6:.2f} ms")
     if trace:
         _say(f"startup: ran {ran} hook(s), {failed} failed, {len(hooks) - ran} skipped, "

@@ -56,6 +56,10 @@ def start(python, tmp_path, check=True, args=(), cwd=None, **env):
     return proc.stdout.splitlines(), proc.stderr.splitlines(), proc.returncode
 
 
+def skip_hint(hook_id):
+    return f"; skip it with EPFINDER_STARTUP_SKIP={hook_id} or python -m epfinder startup disable {hook_id}"
+
+
 def listed(python, tmp_path, **env):
     out = run(python, "-m", "epfinder", "startup", "list", "--json", tmp_path=tmp_path,
               env=clean_env(tmp_path, EPFINDER_STARTUP="0", **env)).stdout
@@ -82,8 +86,9 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
     assert status == 0
     assert stderr == [
         "epfinder: startup hook gamma_pkg:missing (gamma-pkg 1.0, gamma_not_there:run) could not be "
-        "loaded: ModuleNotFoundError: No module named 'gamma_not_there'",
-        "epfinder: startup hook beta_pkg:boom (beta-pkg 1.0, beta_pkg:boom) failed: RuntimeError: beta exploded",
+        "loaded: ModuleNotFoundError: No module named 'gamma_not_there'" + skip_hint("gamma_pkg:missing"),
+        "epfinder: startup hook beta_pkg:boom (beta-pkg 1.0, beta_pkg:boom) failed: RuntimeError: beta exploded"
+        + skip_hint("beta_pkg:boom"),
     ]
 
     # `startup list` shows the same order, and imports no hook module.
@@ -121,17 +126,16 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
     run(python, "-m", "epfinder", "startup", "priority", "alpha_pkg:late", "default", tmp_path=tmp_path)
     run(python, "-m", "epfinder", "startup", "disable", "delta_pkg:*", tmp_path=tmp_path)
 
-    # An audit hook can veto one hook; a SystemExit from a hook ends the start, as from sitecustomize.
+    # An audit hook can veto one hook. A hook's SystemExit is one more failure (test_security.py
+    # has the full case): the start goes on.
     stdout, stderr, _ = start(python, tmp_path, VETO="alpha_pkg:telemetry")
     assert stdout == [line for line in EXPECTED if line != "alpha:telemetry"]
     assert ("epfinder: startup hook alpha_pkg:telemetry (alpha-pkg 1.0, alpha_pkg:run) was vetoed by an "
-            "audit hook: RuntimeError: vetoed alpha_pkg:telemetry") in stderr
-    stdout, _, status = start(python, tmp_path, check=False, LEAVE="1")
-    exiting = tmp_path / "exiting"
-    exiting.mkdir()
-    (exiting / "sitecustomize.py").write_text("raise SystemExit(3)\n")
-    *_, from_sitecustomize = start(python, tmp_path, check=False, PYTHONPATH=str(exiting), EPFINDER_STARTUP="0")
-    assert (stdout, status) == (EXPECTED[:-1], from_sitecustomize) and status != 0
+            "audit hook: RuntimeError: vetoed alpha_pkg:telemetry" + skip_hint("alpha_pkg:telemetry")) in stderr
+    stdout, stderr, status = start(python, tmp_path, LEAVE="1")
+    assert (stdout, status) == (EXPECTED, 0)
+    assert ("epfinder: startup hook guard_pkg:exit (guard-pkg 1.0, guard_pkg:leave) failed: sys.exit(3) ignored"
+            + skip_hint("guard_pkg:exit")) in stderr
 
     # EPFINDER_TRACE: one line per hook that ran, one per hook skipped, and a summary.
     _, stderr, _ = start(python, tmp_path, EPFINDER_TRACE="1")
@@ -187,5 +191,5 @@ def test_start_up_imports_nothing_heavy_with_hooks_registered(venv, tmp_path):
     (site / "unrelated-1.0.dist-info").mkdir()
     after = set(json.loads(run(python, "-c", code, tmp_path=tmp_path).stdout))
     assert after - before == {"_epfinder_boot", "quiet_pkg", "epfinder", "epfinder._startup_table",
-                              "epfinder._entry_points_txt"}
+                              "epfinder._entry_points_txt", "epfinder._atomic"}
     assert not after & {"importlib.metadata", "re", "email", "threading"} - before

@@ -184,11 +184,11 @@ def test_the_table_is_written_once_settled_and_read_back(env, monkeypatch):
     first = plan()
     table = Path(boot.startup_table_file())
     assert first[0] == [("pkg:x", 500, "default", True)]
-    assert set(boot.read_startup_table(str(table), {os.getuid()})) == {str(env[0]), str(env[2])}, \
+    assert set(boot.read_startup_table(str(table), os.getuid())) == {str(env[0]), str(env[2])}, \
         "an unsettled directory is scanned but not written down"
     monkeypatch.setattr(_startup_table, "has_settled", lambda st: True)
     assert plan() == first
-    assert set(boot.read_startup_table(str(table), {os.getuid()})) == {str(d) for d in env}
+    assert set(boot.read_startup_table(str(table), os.getuid())) == {str(d) for d in env}
     # Read from the table now: a rescan would find this edit, which changes no directory.
     (env[1] / "pkg-1.dist-info" / "entry_points.txt").write_text(GROUP + "y = p:y\n")
     assert plan() == first
@@ -209,7 +209,7 @@ def test_a_damaged_table_is_ignored_and_rewritten(env, damage):
     good = table.read_bytes()
     if damage == "world-writable":
         table.chmod(0o666)
-        assert boot.read_startup_table(str(table), {os.getuid()}) is None
+        assert boot.read_startup_table(str(table), os.getuid()) is None
     elif damage == "directory":
         table.unlink()
         table.mkdir()
@@ -225,7 +225,7 @@ def test_a_world_writable_site_directory_is_always_rescanned(env):
     env[2].chmod(0o777)
     try:
         assert plan()[0] == [("pkg:x", 500, "default", True)]
-        assert str(env[2]) not in boot.read_startup_table(boot.startup_table_file(), {os.getuid()})
+        assert str(env[2]) not in boot.read_startup_table(boot.startup_table_file(), os.getuid())
     finally:
         env[2].chmod(0o755)
 
@@ -234,7 +234,7 @@ def test_fields_a_line_cannot_hold_leave_that_directory_to_rescans(env):
     write_tree(env[0], dist_info("pkg", "1", entry_points=GROUP + "tab\there = p:x\n"))
     write_tree(env[1], dist_info("ok", "1", entry_points=GROUP + "y = o:y\n"))
     assert [h[0] for h in plan()[0]] == ["ok:y", "pkg:tab\there"]
-    written = boot.read_startup_table(boot.startup_table_file(), {os.getuid()})
+    written = boot.read_startup_table(boot.startup_table_file(), os.getuid())
     assert str(env[0]) not in written and str(env[1]) in written
     assert [h[0] for h in plan()[0]] == ["ok:y", "pkg:tab\there"]
 
@@ -282,8 +282,8 @@ def test_entries_of_site_directories_not_in_this_start_are_kept(env, monkeypatch
     monkeypatch.setattr(boot, "startup_site_dirs", lambda: [str(env[0]), str(env[2])])  # python -s
     write_tree(env[0], dist_info("new", "1"))
     assert [h[0] for h in plan()[0]] == ["basesite:x", "venvsite:x"]
-    assert set(boot.read_startup_table(table, {os.getuid()})) == {str(d) for d in env}
+    assert set(boot.read_startup_table(table, os.getuid())) == {str(d) for d in env}
     shutil.rmtree(env[1])
     write_tree(env[0], dist_info("newer", "1"))
     plan()
-    assert set(boot.read_startup_table(table, {os.getuid()})) == {str(env[0]), str(env[2])}
+    assert set(boot.read_startup_table(table, os.getuid())) == {str(env[0]), str(env[2])}

@@ -40,7 +40,7 @@ def refresh(paths=None, wait=False, opt_in=False):
     import sys
     import time
 
-    from . import _cache
+    from . import _atomic, _cache
 
     if paths is None:
         paths = sys.path
@@ -52,9 +52,10 @@ def refresh(paths=None, wait=False, opt_in=False):
             continue
         if opt_in:
             try:
-                os.makedirs(os.path.join(path, _cache.SUBDIR), exist_ok=True)
+                # 0755 whatever the umask; a symlink or another user's folder there is refused.
+                _atomic.make_dir(os.path.join(path, _cache.SUBDIR))
             except OSError:
-                pass  # unwritable: the per-user location takes it
+                pass  # unwritable or refused: the per-user location takes it
         deadline = time.monotonic() + _cache.WALL_CLOCK_MARGIN_NS / 1e9 + 1
         while True:
             try:

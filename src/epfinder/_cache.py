@@ -377,11 +377,36 @@ def site_directories():
     return _site_dirs
 
 
+_NO_USER_CACHE = os.path.join(os.devnull, "epfinder")  # nothing can be made or read under a device
+_passwd_home = None
+
+
 def user_cache_root():
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base or not os.path.isabs(base):
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "epfinder")
+    """The per-user cache folder: ``$XDG_CACHE_HOME/epfinder``, else ``~/.cache/epfinder``.
+
+    Under -E and -I the environment chooses nothing (an isolated interpreter must not be pointed
+    at a planted cache): XDG_CACHE_HOME and HOME are not read, and the home directory comes from
+    the password database. With no absolute home at all, there is no per-user location: the path
+    returned is under os.devnull, where no file can be created or found.
+    """
+    if not sys.flags.ignore_environment:
+        base = os.environ.get("XDG_CACHE_HOME")
+        if base and os.path.isabs(base):
+            return os.path.join(base, "epfinder")
+        home = os.environ.get("HOME")
+        if home and os.path.isabs(home):
+            return os.path.join(home, ".cache", "epfinder")
+    global _passwd_home
+    if _passwd_home is None:
+        try:
+            import pwd
+
+            _passwd_home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError):
+            _passwd_home = ""
+    if not os.path.isabs(_passwd_home):
+        return _NO_USER_CACHE
+    return os.path.join(_passwd_home, ".cache", "epfinder")
 
 
 def in_directory_file(path):

@@ -7,7 +7,7 @@ import time
 
 import _epfinder_boot as _boot
 
-from . import _api, _cache, _scan
+from . import _api, _atomic, _cache, _scan
 from .errors import CacheError
 
 
@@ -21,14 +21,20 @@ class _UsageError(Exception):
     pass
 
 
+_BASE_HELP = ("from a virtual environment: act on the base interpreter's site-packages, which every "
+              "environment made with --system-site-packages includes")
+
+
 def _parser():
     parser = _Parser(prog="epfinder", description="Per-directory caches for importlib.metadata.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("install", help="switch epfinder on for this environment and build its caches")
     p.add_argument("--user", action="store_true", help="the user site (where pip install --user put epfinder)")
     p.add_argument("--mode", choices=_boot.MODES[1:], default=_boot.DEFAULT_MODE)
+    p.add_argument("--base", action="store_true", help=_BASE_HELP)
     p = sub.add_parser("uninstall", help="switch it off and remove every cache and file it wrote")
     p.add_argument("--user", action="store_true")
+    p.add_argument("--base", action="store_true", help=_BASE_HELP)
     p = sub.add_parser("refresh", help="rebuild the caches of PATHs (default: every directory on sys.path)")
     p.add_argument("paths", nargs="*", metavar="PATH")
     p = sub.add_parser("status", help="where each sys.path entry's cache is and whether it is fresh")
@@ -85,6 +91,23 @@ def _target(args):
     target = _package_site()
     if args.user and os.path.normcase(target) != os.path.normcase(site.getusersitepackages()):
         raise _UsageError(f"epfinder is installed in {target}, not in the user site; drop --user")
+    if sys.prefix != sys.base_prefix and not args.user:
+        # A virtual environment: act on its own site directories only, unless the base is named.
+        if args.base:
+            found = [d for d in _prefix_site_dirs(sys.base_prefix)
+                     if os.path.exists(os.path.join(d, "epfinder.pth"))]
+            if not found:
+                raise _UsageError(f"epfinder is not installed in the base interpreter's site-packages "
+                                  f"({', '.join(_prefix_site_dirs(sys.base_prefix)) or sys.base_prefix})")
+            target = found[0]
+        elif not _within(target, _prefix_site_dirs(sys.prefix)):
+            raise _UsageError(
+                f"epfinder is installed in {target}, outside this virtual environment ({sys.prefix}), and "
+                "switching it there affects every environment that includes that directory; install "
+                "epfinder into this environment, or name that directory on purpose with "
+                f"{'--user' if _within(target, [site.getusersitepackages()]) else '--base'}")
+    elif args.base and not _within(target, _prefix_site_dirs(sys.base_prefix)):
+        raise _UsageError(f"epfinder is installed in {target}, not in the base interpreter's site-packages")
     if not os.path.exists(os.path.join(target, "epfinder.pth")):
         raise _UsageError(
             f"{target} has no epfinder.pth, so interpreters would never load epfinder; "
@@ -93,19 +116,54 @@ def _target(args):
     return target
 
 
+def _prefix_site_dirs(prefix):
+    import site
+
+    return [d for d in site.getsitepackages([prefix]) if os.path.isdir(d)]
+
+
+def _within(path, dirs):
+    return os.path.realpath(path) in {os.path.realpath(d) for d in dirs}
+
+
+def _scope(target):
+    """The site directories that install and uninstall act on: those of ``target``'s environment.
+
+    Never the base interpreter's from a virtual environment made with --system-site-packages
+    (unless --base made the base the target), and the user site only when it is the target.
+    """
+    import site
+
+    if _within(target, [site.getusersitepackages()]):
+        return [target]
+    for prefix in (sys.prefix, sys.base_prefix):
+        dirs = _prefix_site_dirs(prefix)
+        if _within(target, dirs):
+            return dirs
+    return [target]
+
+
 def _config_path(site_dir):
     return os.path.join(site_dir, _boot.CONFIG_DIR, _boot.CONFIG_FILE)
 
 
 def _write_config(site_dir, values):
-    folder = os.path.join(site_dir, _boot.CONFIG_DIR)
-    os.makedirs(folder, exist_ok=True)
     text = "# written by python -m epfinder install; remove with python -m epfinder uninstall\n"
     text += "".join(f"{k} = {v}\n" for k, v in values.items())
-    tmp = _config_path(site_dir) + f".tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, _config_path(site_dir))
+    # A random temporary name created with O_EXCL|O_NOFOLLOW in a checked folder, 0644, fsync'ed,
+    # then renamed: see epfinder._atomic and docs/security.md.
+    _atomic.write(_config_path(site_dir), text.encode("utf-8"), fsync=True, create_dir=True)
+
+
+def _config_problem(site_dir):
+    """Why the config of ``site_dir`` is ignored, or None (none there, or it is trusted)."""
+    try:
+        _boot.read_trusted(_config_path(site_dir), site_dir, 65536)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _cmd_install(args):
@@ -116,40 +174,51 @@ def _cmd_install(args):
     try:
         _write_config(target, config)
     except OSError as exc:
-        raise _UsageError(f"cannot write {_config_path(target)}: {exc.strerror}") from None
+        raise _UsageError(f"cannot write {_config_path(target)}: {exc.strerror or exc}") from None
     print(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
-    _report_refresh(_api.refresh(_site_dirs(), wait=True, opt_in=True))
+    _report_refresh(_api.refresh(_scope(target), wait=True, opt_in=True))
     _refresh_startup()
     return 0
 
 
 def _cmd_uninstall(args):
     target = _target(args)
-    removed = []
+    removed, refused = [], []
     config = _config_path(target)
-    if os.path.exists(config):
-        os.unlink(config)
-        removed.append(config)
-    for path in dict.fromkeys(_site_dirs() + [p for p in sys.path if isinstance(p, str)]):
-        if not os.path.isabs(path):
+    try:
+        if _atomic.remove(config):
+            removed.append(config)
+    except OSError as exc:
+        raise _UsageError(f"cannot remove {config}: {exc.strerror or exc}") from None
+    scope = _scope(target)
+    # Another environment's site directories (the base's, seen from a venv that includes it) are
+    # never touched; the other entries of sys.path lose the caches they may have.
+    others = {os.path.realpath(d) for d in _site_dirs()} - {os.path.realpath(d) for d in scope}
+    for path in dict.fromkeys(scope + [p for p in sys.path if isinstance(p, str)]):
+        if not os.path.isabs(path) or os.path.realpath(path) in others:
             continue
-        removed.extend(_cache.discard(path))
-        table = os.path.join(path, _cache.SUBDIR, _boot.STARTUP_TABLE)
-        if os.path.exists(table):
-            os.unlink(table)
-            removed.append(table)
         folder = os.path.join(path, _cache.SUBDIR)
         try:
-            for leftover in os.listdir(folder):
-                if leftover.startswith(".tmp-"):
-                    os.unlink(os.path.join(folder, leftover))
-            os.rmdir(folder)
-            removed.append(folder + os.sep)
+            os.close(_atomic.open_dir(folder))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            refused.append(f"{folder} ({exc.strerror or exc})")
+            continue  # a symlink or another user's folder: nothing is deleted through it
+        removed.extend(_cache.discard(path))
+        table = os.path.join(folder, _boot.STARTUP_TABLE)
+        try:
+            if _atomic.remove(table):
+                removed.append(table)
+            if _atomic.remove_dir(folder):
+                removed.append(folder + os.sep)
         except OSError:
             pass
     print(f"epfinder: switched off for {target}; removed {len(removed)} file(s)")
     for path in removed:
         print(f"  {path}")
+    for folder in refused:
+        print(f"  left alone: {folder}")
     return 0
 
 
@@ -200,6 +269,9 @@ def _written_file(path):
 # --- status and verify --------------------------------------------------------------------------
 
 
+_MAX_CACHE = 256 << 20  # read whole for status; no real cache comes near
+
+
 def _entry_status(path):
     """What epfinder does with one sys.path entry, as a dict."""
     info = {"path": path, "cache": None, "state": None, "distributions": None, "entry_points": None}
@@ -216,10 +288,12 @@ def _entry_status(path):
     racy = time.time_ns() - max(signature[2:]) < _cache.WALL_CLOCK_MARGIN_NS
     for file in _cache.candidate_files(path):
         try:
-            with open(file, "rb") as f:
-                data = f.read()
+            data = _boot.read_trusted(file, path, _MAX_CACHE)
         except FileNotFoundError:
             continue
+        except PermissionError as exc:
+            info.update(cache=file, state=f"ignored ({exc.strerror}): scanned instead, replaced when writable")
+            return info
         except OSError as exc:
             info.update(cache=file, state=f"unreadable ({exc.strerror})")
             return info
@@ -267,6 +341,7 @@ def _environment():
     return {
         "site": site_dir,
         "enabled": enabled,
+        "config_ignored": _config_problem(site_dir),
         "mode": (env or config.get("mode") or _boot.DEFAULT_MODE) if enabled or env else "off",
         "mode_from": "EPFINDER_MODE" if env else ("config" if enabled else "not enabled"),
         "active_in_this_process": _boot.mode,
@@ -279,9 +354,9 @@ def _startup_summary(env):
     config = _boot.read_config(env["site"]) or {}
     environ = {} if sys.flags.ignore_environment else os.environ
     hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
-    off = environ.get("EPFINDER_STARTUP", "").strip().lower() in _boot.OFF
+    off = _boot.startup_off(config)  # EPFINDER_MODE=off or EPFINDER_STARTUP=0: none runs
     return {"registered": len(hooks), "enabled": 0 if off else sum(h["enabled"] for h in hooks),
-            "problems": problems}
+            "off": off or None, "problems": problems}
 
 
 def _cmd_status(args):
@@ -295,9 +370,13 @@ def _cmd_status(args):
     env = report["environment"]
     print(f"epfinder for {env['site']}: {'enabled' if env['enabled'] else 'not enabled'}, "
           f"mode {env['mode']} ({env['mode_from']})")
+    if env["config_ignored"]:
+        print(f"  config {_config_path(env['site'])} ignored: {env['config_ignored']} "
+              "(python -m epfinder install writes a new one)")
     hooks = report["startup hooks"]
     if hooks is not None:
         print(f"  startup hooks: {hooks['registered']} registered, {hooks['enabled']} enabled"
+              f"{' (none runs: ' + hooks['off'] + ')' if hooks['off'] else ''}"
               f"{', ' + str(len(hooks['problems'])) + ' problem(s)' if hooks['problems'] else ''}"
               " (python -m epfinder startup list)")
     for info in report["sys.path"]:
@@ -415,7 +494,7 @@ def _cmd_startup(args):
     try:
         _write_config(site_dir, config)
     except OSError as exc:
-        raise _UsageError(f"cannot write {_config_path(site_dir)}: {exc.strerror}") from None
+        raise _UsageError(f"cannot write {_config_path(site_dir)}: {exc.strerror or exc}") from None
     print(f"epfinder: {message}")
     return 0
 
@@ -425,13 +504,13 @@ def _startup_list(args):
     config = _boot.read_config(site_dir) or {}
     enabled = config.get("enabled") == "1"
     environ = {} if sys.flags.ignore_environment else os.environ
-    all_off = environ.get("EPFINDER_STARTUP", "").strip().lower() in _boot.OFF
+    all_off = _boot.startup_off(config)
     hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
     rows = []
     for order, hook in enumerate(hooks, 1):
         state = "enabled" if hook["enabled"] else hook["why"]
         if hook["enabled"] and (all_off or not enabled):
-            state = "off (EPFINDER_STARTUP=0)" if all_off else "off (epfinder is not enabled here)"
+            state = f"off ({all_off})" if all_off else "off (epfinder is not enabled here)"
         rows.append({
             "order": order, "id": hook["id"], "priority": hook["priority"], "priority_from": hook["priority_from"],
             "distribution": hook["distribution"], "version": hook["version"], "value": hook["value"],

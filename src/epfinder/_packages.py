@@ -19,7 +19,7 @@ import zlib
 
 import _epfinder_boot as _boot
 
-from . import _cache, _finder
+from . import _atomic, _cache, _finder
 from ._dist import distribution_class
 
 FORMAT = "epfinder-top-level"
@@ -78,25 +78,32 @@ def _side_file(cache_file, tag):
 
 
 def side_files(path):
-    """Every side file of ``path`` that may exist, for discard()."""
+    """Every side file of ``path`` that may exist, for discard(): none in a refused folder."""
     found = []
     for cache_file in _cache.candidate_files(path):
         folder, name = os.path.split(cache_file)
         prefix = "top-level-" if name == _cache.FILENAME else f"{name[:-len('.jsonl')]}.top-level-"
         try:
-            found += [os.path.join(folder, f) for f in os.listdir(folder) if f.startswith(prefix)]
+            fd = _atomic.open_dir(folder)  # a symlinked or foreign folder is never listed for deletion
         except OSError:
-            pass
+            continue
+        try:
+            found += [os.path.join(folder, f) for f in os.listdir(fd) if f.startswith(prefix)]
+        finally:
+            os.close(fd)
     return found
+
+
+# A side file holds a few names per distribution; anything larger is not one.
+_MAX_SIDE_FILE = 64 << 20
 
 
 def _load(state, tag):
     for cache_file in _cache.candidate_files(state.path):
         try:
-            with open(_side_file(cache_file, tag), "rb") as f:
-                if not _cache.trusted_file(os.fstat(f.fileno()), os.stat(state.path).st_uid):
-                    continue
-                data = json.loads(f.read())
+            # Checked on its descriptor before reading: a regular file that only root, this user or
+            # the directory's owner can have written (never a FIFO, which would block).
+            data = json.loads(_boot.read_trusted(_side_file(cache_file, tag), state.path, _MAX_SIDE_FILE))
         except (OSError, ValueError):
             continue
         names = data.get("names") if type(data) is dict else None
@@ -128,21 +135,14 @@ def _store(state, tag, names):
     for cache_file in _cache.candidate_files(state.path):
         if not os.path.exists(cache_file):
             continue
-        side = _side_file(cache_file, tag)
-        tmp = os.path.join(os.path.dirname(side), f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
         data = json.dumps({"format": FORMAT, "version": VERSION, "path": state.path, "flavour": tag,
                            "signature": state.signature, "count": state.count, "names": names},
                           ensure_ascii=True, separators=(",", ":"))
         try:
-            # 0644 whatever the umask allows: a world-writable file would be distrusted on reading.
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w", encoding="ascii") as f:
-                f.write(data)
-            os.replace(tmp, side)
+            # Beside the cache file, in a checked folder, 0644 whatever the umask (epfinder._atomic).
+            _atomic.write(_side_file(cache_file, tag), data.encode("ascii"))
         except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass  # the answer is right; only the next call is slower
         return
 
 

@@ -25,6 +25,7 @@ SETTLE_NS = 3_000_000_000
 
 # The exceptions PathDistribution.read_text treats as "no such file".
 _ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def has_settled(st):
@@ -51,7 +52,9 @@ def lookup_order(path):
 def _read(entry, filename):
     """(text, problem): text None when absent; problem a short reason when it cannot be read."""
     try:
-        with open(os.path.join(entry, filename), "rb") as f:
+        # O_NONBLOCK: a FIFO planted in a *.dist-info must not hang every start (it reads empty).
+        fd = os.open(os.path.join(entry, filename), os.O_RDONLY | _NONBLOCK)
+        with open(fd, "rb") as f:
             data = f.read()
     except _ABSENT:
         return None, None
@@ -151,27 +154,14 @@ def render(tables):
 
 
 def write(file, tables):
-    """Replace the table file atomically; False when it cannot be written (read-only, full disk)."""
-    folder = os.path.dirname(file)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    """Replace the table file atomically; False when it cannot be written (read-only, full disk,
+    or a cache folder that others could have planted: see epfinder._atomic)."""
+    from . import _atomic  # deferred: a rescan at start writes the table only when it changed
+
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError:
-        return False
-    try:
-        try:
-            view = memoryview(render(tables).encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, file)
+        _atomic.write(file, render(tables).encode("utf-8"))
         return True
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         return False
 
 
@@ -205,14 +195,11 @@ def rebuild(wait=False):
     """
     dirs = [p for p in _boot.startup_site_dirs() if os.path.isdir(p)]
     file = _boot.startup_table_file()
-    try:
-        owners = {0, os.getuid(), os.stat(os.path.dirname(os.path.dirname(file))).st_uid}
-    except OSError:
-        return False
+    site = os.path.dirname(os.path.dirname(file))
     deadline = time.monotonic() + SETTLE_NS / 1e9 + 1
     while True:
         refresh(file, dirs, {}, dirs)
-        written = _boot.read_startup_table(file, owners) or {}
+        written = _boot.read_startup_table(file, site) or {}
         if all(p in written for p in dirs) or not wait or time.monotonic() > deadline:
             return all(p in written for p in dirs)
         time.sleep(0.2)
