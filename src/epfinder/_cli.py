@@ -177,7 +177,7 @@ def _cmd_install(args):
         raise _UsageError(f"cannot write {_config_path(target)}: {exc.strerror or exc}") from None
     print(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
     _report_refresh(_api.refresh(_scope(target), wait=True, opt_in=True))
-    _refresh_startup()
+    _refresh_startup(target)
     return 0
 
 
@@ -238,13 +238,15 @@ def _cmd_refresh(args):
     return 0
 
 
-def _refresh_startup():
-    if not _environment()["enabled"]:
+def _refresh_startup(site_dir=None):
+    # The table of ``site_dir`` (install's target), else of the environment epfinder is installed in.
+    site_dir = site_dir or _package_site()
+    if (_boot.read_config(site_dir) or {}).get("enabled") != "1":
         return
     from . import _startup_table
 
-    if _startup_table.rebuild(wait=True):
-        print(f"  startup hook table -> {_boot.startup_table_file()}")
+    if _startup_table.rebuild(wait=True, site=site_dir):
+        print(f"  startup hook table -> {os.path.join(site_dir, _boot.CONFIG_DIR, _boot.STARTUP_TABLE)}")
     else:
         print("  startup hook table: not written (a site directory is changing or unwritable); "
               "rescanned at each start until it is")

@@ -187,15 +187,19 @@ def refresh(file, dirs, tables, stale):
     return {p: fresh[p] for p in dirs if p in fresh}
 
 
-def rebuild(wait=False):
+def rebuild(wait=False, site=None):
     """Rescan every site directory and rewrite the table (install, refresh, startup list).
 
-    Returns True when the table on disk now covers every site directory. With ``wait``, a
-    directory changed in the last seconds is rescanned until it has settled (at most ~4 s).
+    ``site``: the site directory whose table to write (default: the one whose config is in force
+    in this process). Returns True when the table on disk now covers every site directory. With
+    ``wait``, a directory changed in the last seconds is rescanned until it has settled (at most ~4 s).
     """
     dirs = [p for p in _boot.startup_site_dirs() if os.path.isdir(p)]
-    file = _boot.startup_table_file()
-    site = os.path.dirname(os.path.dirname(file))
+    if site is None:
+        file = _boot.startup_table_file()
+        site = os.path.dirname(os.path.dirname(file))
+    else:
+        file = os.path.join(site, _boot.CONFIG_DIR, _boot.STARTUP_TABLE)
     deadline = time.monotonic() + SETTLE_NS / 1e9 + 1
     while True:
         refresh(file, dirs, {}, dirs)
