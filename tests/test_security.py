@@ -37,7 +37,7 @@ WAITS_FOR_CACHE = pytest.mark.xfail(
 # --- a second user, and places it can reach ----------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def other_user():
     """(uid, gid) of a real second local user; skips unless the suite runs as root."""
     if os.geteuid() != 0:
