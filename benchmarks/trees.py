@@ -6,7 +6,8 @@ import shutil
 import tarfile
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "site-packages-real274.tar.gz"
+# The test corpus (tests/data/README.md): 274 real distributions' metadata.
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "site-packages-real274.tar.gz"
 
 
 def corpus_tree(dest):
