@@ -67,7 +67,7 @@ def build_wheel(dest):
     shutil.rmtree(dest, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
                     str(Path(__file__).resolve().parents[1])], check=True)
-    (wheel,) = dest.glob("epfinder-*.whl")
+    (wheel,) = dest.glob("importlib_metadata_cache-*.whl")
     return wheel
 
 

@@ -36,7 +36,7 @@ def epfinder_wheel(tmp_path_factory):
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
         check=True, timeout=600, capture_output=True,
     )
-    (wheel,) = out.glob("epfinder-*.whl")
+    (wheel,) = out.glob("importlib_metadata_cache-*.whl")
     return wheel
 
 
