@@ -475,7 +475,7 @@ def _status_report(args):
 
     costs = _startup_costs.read(env["site_dir"])
     rows = _report.hook_rows(env, hooks, costs)
-    return env, rows, {
+    return env, rows, costs, {
         "command": "status",
         "environment": _report.public(env),
         "startup_hooks": _report.hooks_summary(env, rows, problems, costs),
@@ -483,12 +483,10 @@ def _status_report(args):
     }
 
 
-def _ago(iso):
-    if iso is None:
+def _ago(ns):
+    if ns is None:
         return "never"
-    import calendar
-
-    seconds = time.time() - calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
+    seconds = time.time() - ns / 1e9
     for unit, size in (("day", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= size:
             count = int(seconds // size)
@@ -496,13 +494,13 @@ def _ago(iso):
     return "just now"
 
 
-def _hooks_line(summary, rows):
+def _hooks_line(summary, rows, costs):
     line = f"startup hooks: {summary['message']}"
     if summary["state"] == "run":
         if summary["last_cost_ms"] is not None:
             running = [r for r in rows if r["state"] == "runs" and r["last_import_ms"] is not None]
             slowest = max(running, key=lambda r: r["last_import_ms"] + r["last_call_ms"])
-            line += (f", {summary['last_cost_ms']:.1f} ms in all when last measured ({_ago(summary['last_measured'])}); "
+            line += (f", {summary['last_cost_ms']:.1f} ms in all when last measured ({_ago(costs and costs['measured_ns'])}); "
                      f"slowest {slowest['id']} {slowest['last_import_ms'] + slowest['last_call_ms']:.1f} ms")
         else:
             line += "; their cost is not measured yet (python -m epfinder startup list --measure)"
@@ -517,16 +515,16 @@ def _print_hooks_line(env):
     hooks, problems = _report.plan(env)
     costs = _startup_costs.read(env["site_dir"])
     rows = _report.hook_rows(env, hooks, costs)
-    _say(_hooks_line(_report.hooks_summary(env, rows, problems, costs), rows))
+    _say(_hooks_line(_report.hooks_summary(env, rows, problems, costs), rows, costs))
 
 
 def _cmd_status(args):
-    env, rows, report = _status_report(args)
+    env, rows, costs, report = _status_report(args)
     if args.json:
         _print_json(report)
         return 0
     _say(f"epfinder: {env['message']}")
-    _say(_hooks_line(report["startup_hooks"], rows))
+    _say(_hooks_line(report["startup_hooks"], rows, costs))
     _say("sys.path, as a program started with this interpreter sees it:")
     for info in report["sys_path"]:
         counts = ""
@@ -546,7 +544,7 @@ def _cmd_verify(args):
     problems = sum(e["problem"] for e in entries)
     if args.json:
         _print_json({"command": "verify", "environment": _report.public(env), "checked": checked,
-                     "problems": problems, "sys_path": entries})
+                     "problem_count": problems, "sys_path": entries})
         return 1 if problems else 0
     for info in entries:
         if info["state"] in ("same", "plain", "absent") or (info["state"] == "missing" and not info["problem"]):
@@ -660,7 +658,7 @@ def _startup_list(args):
             _say("  last cost: not measured yet; python -m epfinder startup list --measure runs them once to "
                  "measure (so does any start with EPFINDER_TRACE=1)")
         else:
-            _say(f"  last cost: measured {_ago(_report.measured_at(costs))} by a start with EPFINDER_TRACE=1 "
+            _say(f"  last cost: measured {_ago(costs['measured_ns'])} by a start with EPFINDER_TRACE=1 "
                  "(import and call; --measure measures again)")
     for problem in problems:
         _say(f"  problem: {problem}")

@@ -140,8 +140,8 @@ def _find_cache(path, dir_uid):
     for file in _cache.candidate_files(path):
         try:
             fd = os.open(file, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # no such file, or a file where one of its folders would be
         except OSError as exc:
             problem = problem or ("unreadable", file, exc.strerror)
             continue
