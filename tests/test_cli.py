@@ -587,11 +587,19 @@ def test_refresh_reports_the_file_it_wrote_not_one_it_could_not(world, capsys):
             raise PermissionError(13, "Permission denied", str(path))
         return real(path, flags, *args, **kwargs)
 
+    def refuse_unlink(path, *args, **kwargs):
+        if str(path).startswith(str(world.site)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    real_unlink = os.unlink
     world.monkeypatch.setattr(os, "open", refuse)
+    world.monkeypatch.setattr(os, "unlink", refuse_unlink)
     capsys.readouterr()
     status, out, _ = run(["refresh", str(world.site)], capsys)
     assert status == 0
     assert f"{world.site}: 3 distribution(s) -> {_cache.per_user_file(str(world.site))}" in out
+    assert f"note: queries read {_cache.in_directory_file(str(world.site))} first, which this user cannot" in out
 
 
 def test_uninstall_removes_this_installation_s_caches_and_no_other_s(world, capsys):

@@ -88,24 +88,26 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
 
     # `startup list` shows the same order, and imports no hook module.
     table = listed(python, tmp_path)
-    assert [(h["id"], h["priority"], h["priority_from"], h["state"]) for h in table["hooks"]] == [
-        ("guard_pkg:audit", 0, "name", "off (EPFINDER_STARTUP=0)"),
-        ("early_pkg:early", 50, "name", "off (EPFINDER_STARTUP=0)"),
-        ("gamma_pkg:missing", 200, "name", "off (EPFINDER_STARTUP=0)"),
-        ("delta_pkg:off", 300, "name", "disabled (python -m epfinder startup enable ID)"),
-        ("alpha_pkg:telemetry", 500, "default", "off (EPFINDER_STARTUP=0)"),
-        ("beta_pkg:boom", 500, "default", "off (EPFINDER_STARTUP=0)"),
-        ("beta_pkg:telemetry", 500, "default", "off (EPFINDER_STARTUP=0)"),
-        ("alpha_pkg:late", 900, "name", "off (EPFINDER_STARTUP=0)"),
-        ("guard_pkg:exit", 990, "name", "off (EPFINDER_STARTUP=0)"),
+    assert [(h["id"], h["priority"], h["priority_source"], h["state"]) for h in table["hooks"]] == [
+        ("guard_pkg:audit", 0, "name", "all_off"),
+        ("early_pkg:early", 50, "name", "all_off"),
+        ("gamma_pkg:missing", 200, "name", "all_off"),
+        ("delta_pkg:off", 300, "name", "disabled"),
+        ("alpha_pkg:telemetry", 500, "default", "all_off"),
+        ("beta_pkg:boom", 500, "default", "all_off"),
+        ("beta_pkg:telemetry", 500, "default", "all_off"),
+        ("alpha_pkg:late", 900, "name", "all_off"),
+        ("guard_pkg:exit", 990, "name", "all_off"),
     ]
+    assert table["hooks"][3]["message"] == "disabled (python -m epfinder startup enable delta_pkg:off)"
     assert {(h["distribution"], h["version"], h["site_dir"]) for h in table["hooks"]} >= {
         ("alpha-pkg", "1.0", str(site))}
     code = ("import sys, epfinder._cli as cli; cli.main(['startup', 'list']); "
             "print(sorted(m for m in sys.modules if m.endswith('_pkg') or m == 'importlib.metadata'))")
     out = run(python, "-c", code, tmp_path=tmp_path, env=clean_env(tmp_path, EPFINDER_STARTUP="0")).stdout
     assert out.splitlines()[-1] == "[]"
-    assert out.splitlines()[:2] == ["sitecustomize", f"startup hooks for {site}: 9"]
+    assert out.splitlines()[:2] == ["sitecustomize",
+                                    f"startup hooks for {site}: 9 registered; none runs while EPFINDER_STARTUP=0"]
 
     # Environment switches, and -I ignoring them.
     assert start(python, tmp_path, EPFINDER_STARTUP="0")[0] == ["sitecustomize", "main"]

@@ -415,6 +415,10 @@ def _refresh(paths, opt_in):
         written = [f for f in after if after[f] != before.get(f)]
         if written:
             _say(f"  {path}: {done[path]} distribution(s) -> {written[0]}")
+            first = _cache.candidate_files(path)[0]
+            if written[0] != first and first in after and _stale_first(path):
+                _say(f"    note: queries read {first} first, which this user cannot rewrite: until its owner "
+                     "runs refresh, they scan this directory")
         else:
             failed.append(path)
             where = " nor ".join(_cache.candidate_files(path))
@@ -424,6 +428,17 @@ def _refresh(paths, opt_in):
              "their queries scan them")
         return 1
     return 0
+
+
+def _stale_first(path):
+    # Whether the cache queries read first for ``path`` is out of date.
+    from . import _scan
+
+    cache = _cache.load(path)
+    try:
+        return cache is not None and cache.signature != _scan.dir_signature(os.stat(path))
+    except OSError:
+        return False
 
 
 def _is_site_dir(path):

@@ -224,9 +224,15 @@ def entry_status(path, env):
                                "(python -m epfinder refresh)")
         else:
             info["state"] = "stale"
-            info["message"] = "the directory changed since its cache was written: rescanned at the next query"
-            if _can_write(path):
-                info["message"] += ", and the cache rewritten once the directory has settled"
+            info["message"] = "the directory changed since its cache was written: "
+            if file == _cache.in_directory_file(path) and not os.access(os.path.dirname(file), os.W_OK):
+                # The finder reads this file first; a cache this user writes elsewhere comes after it.
+                info["message"] += (f"rescanned at each query, until someone who can write {os.path.dirname(file)} "
+                                    "runs python -m epfinder refresh")
+            elif _can_write(path):
+                info["message"] += "rescanned at the next query, and the cache rewritten once the directory has settled"
+            else:
+                info["message"] += "rescanned at each query (nowhere this user can write a new cache)"
         return info
     if problem is not None:
         state, info["cache"], detail = problem
