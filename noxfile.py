@@ -10,8 +10,8 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 @nox.session(python=PYTHONS)
 def tests(session):
-    # A real wheel, as users get it, not the source tree.
-    session.install(".", "pytest>=7", "hypothesis>=6")
+    # A real wheel, as users get it, not the source tree; uv for the tests that uninstall with it.
+    session.install(".", "pytest>=7", "hypothesis>=6", "uv")
     session.run("pytest", *session.posargs)
 
 
