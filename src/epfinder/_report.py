@@ -323,7 +323,8 @@ def hook_rows(env, hooks, costs):
             state = "skipped"
             message = f"skipped by EPFINDER_STARTUP_SKIP ({pattern or '?'})"
         elif env["state"] in ("not_installed", "not_enabled"):
-            state, message = "not_enabled", "does not run: epfinder is not enabled here"
+            state = "not_enabled"
+            message = f"does not run: epfinder is not {'installed' if env['state'] == 'not_installed' else 'enabled'} here"
         elif all_off:
             state, message = "all_off", f"does not run while EPFINDER_STARTUP={value}"
         else:
@@ -355,7 +356,8 @@ def hooks_summary(env, rows, problems, costs):
     registered = f"{len(rows)} registered" if rows else "none registered"
     if env["state"] in ("not_installed", "not_enabled"):
         summary["state"] = "not_enabled"
-        summary["message"] = f"{registered}; none runs, because epfinder is not enabled"
+        summary["message"] = (f"{registered}; none runs, because epfinder is not "
+                              f"{'installed' if env['state'] == 'not_installed' else 'enabled'} here")
     elif all_off:
         summary["state"] = "all_off"
         summary["message"] = f"{registered}; none runs while EPFINDER_STARTUP={value}"
