@@ -15,6 +15,15 @@ from pathlib import Path
 
 import pytest
 
+# The fixture below replaces sys.path with a fake one, without the standard library: what the code
+# under test imports lazily must be loaded before.
+import difflib  # noqa: F401
+import email.parser  # noqa: F401
+import fnmatch  # noqa: F401
+import importlib.metadata  # noqa: F401
+import pprint  # noqa: F401
+import subprocess  # noqa: F401
+
 import _epfinder_boot as boot
 from epfinder import _cache, _cli, _record, _report, _startup_costs
 from helpers import dist_info, write_tree
