@@ -651,3 +651,30 @@ def test_install_lists_its_files_in_record_and_uninstall_takes_them_out(world, c
     assert _record.record_file(str(world.site)) == str(record)
     assert _cli.main(["uninstall"]) == 0
     assert record.read_text() == original
+
+
+# --- the name users install ------------------------------------------------------------------------------
+
+ROOT = DOCS.parent.parent
+
+
+@pytest.mark.parametrize("doc", ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
+def test_the_docs_install_the_distribution_by_its_name(doc):
+    # "epfinder" on the package index is an unrelated project; ours is importlib-metadata-cache.
+    text = (ROOT / doc if doc == "README.md" else ROOT / "docs" / doc).read_text(encoding="utf-8")
+    assert not re.search(r"(pip|uv pip) (install|uninstall)( -y)? epfinder\b", text)
+    for command in re.findall(r"(?:pip|uv pip) (?:install|uninstall)(?: -y)? ([A-Za-z][\w.-]*)", text):
+        assert command == "importlib-metadata-cache", command
+
+
+def test_the_distribution_name():
+    import epfinder
+
+    assert 'name = "importlib-metadata-cache"' in (ROOT / "pyproject.toml").read_text()
+    assert epfinder.DISTRIBUTION == "importlib-metadata-cache"
+
+
+def test_not_installed_says_what_to_install(world, capsys):
+    (world.site / "epfinder.pth").unlink()
+    status, _, err = run(["install"], capsys)
+    assert status == 1 and "python -m pip install importlib-metadata-cache" in err

@@ -247,3 +247,42 @@ def test_another_user_gets_one_line_and_caches_of_their_own(tmp_path, epfinder_w
     finally:
         shutil.rmtree(shared, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+# --- the README's commands, as written -----------------------------------------------------------------
+
+
+def readme_blocks(section):
+    """The ```sh blocks of one README section, as lines."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n```", 1)[0].strip().splitlines() for block in body.split("```sh\n")[1:]]
+
+
+def test_the_readme_set_up_and_uninstall_commands_work_from_a_checkout(tmp_path):
+    from helpers import make_venv
+
+    root = Path(__file__).resolve().parent.parent
+    checkout = tmp_path / "checkout"
+    shutil.copytree(root, checkout, ignore=shutil.ignore_patterns(".venv*", ".nox", "build", "dist", ".git",
+                                                                   "__pycache__", ".pytest_cache", ".hypothesis"))
+    python = make_venv(tmp_path / "venv")
+    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                    tmp_path=tmp_path).stdout.strip())
+    pristine = set(os.listdir(site))
+    env = clean_env(tmp_path, PATH=f"{Path(python).parent}:/usr/bin:/bin", PIP_CACHE_DIR=str(tmp_path / "pip"))
+    set_up, check, uninstall = readme_blocks("Set it up")
+    assert set_up == ["python3 -m pip install . && python3 -m epfinder install"]
+
+    def sh(lines, stdin=""):
+        for line in lines:
+            proc = subprocess.run(["sh", "-c", line.replace("python3 ", f"{python} ")], input=stdin, text=True,
+                                  capture_output=True, cwd=checkout, env=env, timeout=600)
+            assert proc.returncode == 0 and "Traceback" not in proc.stderr, (line, proc.stdout, proc.stderr)
+        return proc.stdout
+
+    assert f"epfinder: enabled for {site} (mode auto)" in sh(set_up)
+    assert status(python, tmp_path)["environment"]["state"] == "enabled"
+    sh(check)
+    sh(uninstall, stdin="y\n")  # pip asks before it uninstalls
+    assert set(os.listdir(site)) == pristine
