@@ -12,7 +12,7 @@ import time
 
 import _epfinder_boot as _boot
 
-from . import DISTRIBUTION, _api, _cache, _record, _report
+from . import DISTRIBUTION, _api, _cache, _record, _report, _startup_costs
 
 
 class _UsageError(Exception):
@@ -283,8 +283,10 @@ def _cmd_install(args):
     _refresh_startup(env)
     _sync_record(target)
     hooks, _problems = _report.plan(env)
-    if any(h["enabled"] for h in hooks) and env["state"] == "enabled":
-        _measure(env, quiet=True)
+    if hooks:
+        # Hooks run from the next start on: measure them once now, so that status shows their cost.
+        if any(row["state"] == "runs" for row in _report.hook_rows(env, hooks, None)):
+            _measure(env, quiet=True)
         _print_hooks_line(env)
     return status
 
@@ -315,7 +317,7 @@ def _cmd_uninstall(args):
         removed.append(path)
 
     # Its own site directory: the config first, so that no start after this one enables anything.
-    for name in (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, "startup-costs.tsv"):
+    for name in (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, _startup_costs.FILENAME):
         unlink(os.path.join(folder, name))
     own = [target] + [d for d in _report.site_dirs() if _inside(d, sys.prefix) and not _same(d, target)]
     others = dict.fromkeys(p for p in _report.site_dirs() + list(args.sys_path)
@@ -391,7 +393,7 @@ def _snapshot(path):
 def _refresh(paths, opt_in):
     """Rebuild the caches of ``paths`` and report each; returns 1 when one could not be written."""
     failed = []
-    for path in paths:
+    for path in dict.fromkeys(paths):
         if type(path) is not str or not os.path.isabs(path) or not os.path.isdir(path):
             continue
         if os.path.basename(path).lower().endswith(".egg"):
@@ -455,9 +457,11 @@ def _cmd_refresh(args):
             paths.append(os.path.abspath(path))
     else:
         paths = args.sys_path
-    if env["state"] != "enabled":
+    if env["state"] in ("not_installed", "not_enabled"):
         _say(f"epfinder: note: {env['message']}; these caches serve only programs that call "
              "epfinder.enable() or epfinder.entry_points()")
+    elif env["state"] != "enabled":
+        _say(f"epfinder: note: in this shell, {env['message']}")
     status = _refresh(paths, opt_in=bool(args.paths))
     if not args.paths:
         _refresh_startup(env)
@@ -486,8 +490,6 @@ def _refresh_startup(env):
 def _status_report(args):
     env = _report.environment()
     hooks, problems = _report.plan(env)
-    from . import _startup_costs
-
     costs = _startup_costs.read(env["site_dir"])
     rows = _report.hook_rows(env, hooks, costs)
     return env, rows, costs, {
@@ -525,8 +527,6 @@ def _hooks_line(summary, rows, costs):
 
 
 def _print_hooks_line(env):
-    from . import _startup_costs
-
     hooks, problems = _report.plan(env)
     costs = _startup_costs.read(env["site_dir"])
     rows = _report.hook_rows(env, hooks, costs)
@@ -646,8 +646,6 @@ def _startup_list(args):
         if env["state"] in ("not_installed", "not_enabled"):
             raise _Failure(f"epfinder is not enabled for {env['site_dir']}, so no hook runs to measure")
         _measure(env)
-    from . import _startup_costs
-
     hooks, problems = _report.plan(env)
     costs = _startup_costs.read(env["site_dir"])
     rows = _report.hook_rows(env, hooks, costs)

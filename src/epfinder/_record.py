@@ -11,11 +11,11 @@ import os
 
 import _epfinder_boot as _boot
 
-from . import DISTRIBUTION, _cache
+from . import DISTRIBUTION, _cache, _startup_costs
 
 # What may appear in .epfinder-cache/ of the site directory, listed even before it exists (pip and
 # uv skip listed files that are absent): the config, the hook table, the hook costs, the cache.
-FIXED = (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, "startup-costs.tsv", _cache.FILENAME)
+FIXED = (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, _startup_costs.FILENAME, _cache.FILENAME)
 
 
 def record_file(site_dir):
