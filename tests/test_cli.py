@@ -7,7 +7,6 @@ a real interpreter then does is checked against what `status` says in test_cli_v
 import json
 import os
 import re
-import stat
 import sys
 import time
 import types

@@ -8,6 +8,7 @@ apart. The JSON schema built from these dicts is documented in docs/cli.md (vers
 """
 
 import os
+import stat
 import sys
 import time
 
@@ -166,6 +167,8 @@ def _find_cache(path, dir_uid):
 
 def _plain_kind(path):
     """('plain' or 'absent', why) for an entry that is never served from a cache, or None."""
+    if path == "":
+        return "plain", "the current directory: importlib.metadata scans it at each query, never cached"
     if type(path) is not str or not os.path.isabs(path):
         return "plain", "a relative entry: importlib.metadata scans it at each query, never cached"
     try:
@@ -174,7 +177,7 @@ def _plain_kind(path):
         return "absent", "does not exist: contributes nothing"
     except OSError as exc:
         return "plain", f"cannot be read ({exc.strerror}): importlib.metadata tries it at each query"
-    if not os.path.isdir(path):
+    if not stat.S_ISDIR(st.st_mode):
         return "plain", "a file (a zip archive): importlib.metadata scans it at each query, never cached"
     if os.path.basename(path).lower().endswith(".egg"):
         return "plain", "an egg: importlib.metadata scans it at each query, never cached"
