@@ -105,7 +105,7 @@ def _installer(kind, python):
     if kind == "pip":
         return [python, "-m", "pip", "--disable-pip-version-check", "-q"], []
     if importlib.util.find_spec("uv") is None:
-        pytest.skip("uv is not installed in the test environment (the nox session installs it)")
+        pytest.skip("uv is not installed in the test environment (./run-tests installs it)")
     return [sys.executable, "-m", "uv", "-q", "pip"], ["--python", python]
 
 
