@@ -122,9 +122,9 @@ def test_directory_changed_during_the_scan_is_not_trusted(tmp_path, served, monk
     time.sleep(0.01)
     real_read = _scan.read_distribution
 
-    def racing_reader(root, child):
+    def racing_reader(*args):
         add(site, "intruder")  # a writer racing the reader
-        return real_read(root, child)
+        return real_read(*args)
 
     monkeypatch.setattr(_scan, "read_distribution", racing_reader)
     names(site)
@@ -173,14 +173,50 @@ def test_strict_mode_sees_an_in_place_edit(tmp_path, served):
     assert eps(site) == ["alpha", "extra"]
 
 
-def test_auto_mode_trusts_the_directory_listing(tmp_path, served):
-    """The documented limit of auto: an in-place edit inside a dist-info is not looked for."""
+@pytest.fixture
+def install_location(monkeypatch):
+    """Make the directories given count as site directories (install locations) in this process."""
+    def make(*paths):
+        monkeypatch.setattr(_cache, "_site_dirs", {os.path.normcase(os.path.abspath(p)) for p in paths})
+    return make
+
+
+def test_auto_mode_sees_an_in_place_edit_outside_install_locations(tmp_path, served):
+    # A source tree or PYTHONPATH entry: setuptools rewrites its *.egg-info in place at every
+    # `pip install -e .`, and people edit files there. Every entry is watched.
     site = site_with(tmp_path, "alpha")
     time.sleep(0.01)
     assert eps(site) == ["alpha"]
     with open(site / "alpha-1.0.dist-info" / "entry_points.txt", "a") as f:
         f.write("extra = alpha:extra\n")
+    assert eps(site) == ["alpha", "extra"]
+
+
+def test_auto_mode_watches_unsealed_entries_of_an_install_location(tmp_path, served, install_location):
+    site = site_with(tmp_path, "alpha", "beta")
+    os.unlink(site / "beta-1.0.dist-info" / "RECORD")  # as Debian ships them
+    install_location(site)
+    time.sleep(0.01)
+    assert eps(site) == ["alpha", "beta"]
+    cache = served_state(site)
+    assert cache is not None and cache.watched == 1, "only the dist-info without RECORD is watched"
+    with open(site / "beta-1.0.dist-info" / "entry_points.txt", "a") as f:
+        f.write("more = beta:more\n")
+    assert eps(site) == ["alpha", "beta", "more"]
+
+
+def test_auto_mode_trusts_a_sealed_dist_info_in_an_install_location(tmp_path, served, install_location):
+    """The documented limit of auto: an installer replaces a *.dist-info with RECORD as a whole,
+    so an edit inside one in a site directory is not looked for (strict mode looks)."""
+    site = site_with(tmp_path, "alpha")
+    install_location(site)
+    time.sleep(0.01)
     assert eps(site) == ["alpha"]
+    with open(site / "alpha-1.0.dist-info" / "entry_points.txt", "a") as f:
+        f.write("extra = alpha:extra\n")
+    assert eps(site) == ["alpha"]
+    epfinder.enable("strict")
+    assert eps(site) == ["alpha", "extra"]
 
 
 def test_trust_mode_finds_a_name_installed_since(tmp_path, served):
@@ -258,29 +294,37 @@ def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
     assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]
 
 
-def test_a_distribution_still_being_written_is_not_cached(tmp_path, served, monkeypatch):
+def test_a_distribution_still_being_written_is_seen_once_finished(tmp_path, served, install_location):
     # An installer creates beta-1.0.dist-info/ (which changes the site directory), then writes
-    # its files one by one (which does not). A query in between sees a half-written distribution;
-    # its scan must not be written down, or the finished install would never be seen.
-    monkeypatch.delenv("EPFINDER_SETTLE")
+    # its files one by one, RECORD last (none of which changes the site directory), however long
+    # it pauses in between. A query in between sees a half-written distribution; the finished
+    # install must be seen by the next query, in this process and in the next.
     site = site_with(tmp_path, "alpha")
-    time.sleep(_cache.settle_ns() / 1e9 + 0.2)
+    install_location(site)
+    time.sleep(0.01)
     assert eps(site) == ["alpha"]
-    assert os.path.exists(_cache.in_directory_file(str(site))), "a settled directory is cached"
     folder = site / "beta-1.0.dist-info"
     folder.mkdir()
     (folder / "METADATA").write_text("Metadata-Version: 2.1\nName: beta\nVersion: 1.0\n")
     time.sleep(0.05)  # a later clock tick than the directory's change, even on coarse filesystems
     assert eps(site) == ["alpha"]
+    assert served_state(site) is not None and served_state(site).watched == 1
+    assert os.path.exists(_cache.in_directory_file(str(site))), "cached, with the entry watched"
+    time.sleep(0.05)
     (folder / "entry_points.txt").write_text("[g]\nbeta = beta:main\n")
+    assert eps(site) == ["alpha", "beta"]
+    (folder / "RECORD").write_text("beta-1.0.dist-info/METADATA,,\n")
     importlib.invalidate_caches()  # a new process: only the file on disk carries over
     assert eps(site) == ["alpha", "beta"]
+    time.sleep(0.05)
+    assert eps(site) == ["alpha", "beta"]
+    assert served_state(site).watched == 0, "sealed once RECORD is there"
 
 
 def forge(site, tmp_path):
     """A well-formed cache for ``site`` that lists a distribution it does not hold."""
     decoy = site_with(tmp_path / "decoy", "alpha", "beta", "ghost")
-    _before, _after, index, records = _scan.scan(str(decoy))
+    _before, _after, index, records = _scan.scan(str(decoy), install_location=True)
     signature = _scan.dir_signature(os.stat(site))
     return _cache.encode(str(site), signature, index, records)
 

@@ -339,11 +339,11 @@ def test_a_distribution_deleted_between_listing_and_reading(tmp_path, served, mo
     real_read = _scan.read_distribution
     deleted = []
 
-    def racing(root, child):
+    def racing(root, child, *rest):
         if child.startswith("beta") and not deleted:
             shutil.rmtree(os.path.join(root, child))
             deleted.append(child)
-        return real_read(root, child)
+        return real_read(root, child, *rest)
 
     monkeypatch.setattr(_scan, "read_distribution", racing)
     answers(site)  # whatever it saw mid-race, it must not be written down

@@ -86,7 +86,7 @@ def _usable(cache, signature, mode, recheck):
         return True
     if cache.signature != signature:
         return False
-    return mode != "strict" or cache.stamps_match()
+    return cache.stamps_match() if mode == "strict" else cache.watched_match()
 
 
 def _forget(path):
@@ -176,9 +176,16 @@ def _plain(md, path, prepared):
 
 
 def _search_path(md, path, prepared):
+    found = _search_cache(md, path, prepared)
+    # Outside any except block: an exception of the plain code reaches the caller as it is.
+    return _plain(md, path, prepared) if found is None else found
+
+
+def _search_cache(md, path, prepared):
+    """The distributions the cache of ``path`` answers, or None when the plain search must."""
     state = _served_or_none(path)
     if state is None:
-        return _plain(md, path, prepared)
+        return None
     if state is NOTHING:
         return ()
     try:
@@ -188,7 +195,7 @@ def _search_path(md, path, prepared):
                 # trust: a name the cache does not know may have been installed since.
                 state = _served_or_none(path, recheck=True)
                 if state is None or state is NOTHING:
-                    return _plain(md, path, prepared) if state is None else ()
+                    return None if state is None else ()
                 indices = state.lookup(prepared.normalized)
         else:
             indices = range(state.count)
@@ -198,7 +205,7 @@ def _search_path(md, path, prepared):
         if _debug():
             raise
         _forget(path)
-        return _plain(md, path, prepared)
+        return None
 
 
 # --- finishing importlib.metadata as it is imported -------------------------------------------
@@ -343,8 +350,10 @@ def _make_entry_points(md, original, shape):
         except Exception:
             if _debug():
                 raise
-            # Whatever went wrong, the plain function gives the plain answer (or raises the
-            # plain exception).
+            eps = None
+        if eps is None:
+            # Whatever went wrong, the plain function gives the plain answer, or raises the plain
+            # exception: from here, outside the except block, so that nothing is chained to it.
             return original(**params)
         if type(params.get("group")) is str and params.keys() <= {"group", "name"}:
             # Every entry collected already matches, and one group needs no regrouping: this
@@ -378,6 +387,37 @@ class _Dedup:
 
 class _MetadataMissing(Exception):
     """A distribution without metadata, which _prefer_valid would move: answer plainly."""
+
+
+class _InvalidValue(Exception):
+    """An entry point the library would refuse to create: answer plainly, which raises."""
+
+
+_validating = {}  # EntryPoint class -> whether it checks its value on creation
+
+
+def validates_values(lib):
+    """Whether ``lib`` raises ValueError when an EntryPoint with an invalid value is created.
+
+    importlib_metadata 8.7+ and CPython 3.15 do; then plain entry_points() raises when any
+    distribution it reads holds one, in whatever group. The scanner flags such distributions
+    with the same pattern; a library with another pattern is never answered from the index.
+    """
+    cls = lib.EntryPoint
+    known = _validating.get(cls)
+    if known is None:
+        try:
+            cls(name="n", value="not a valid value!", group="g")
+            known = False
+        except ValueError:
+            pattern = getattr(getattr(cls, "pattern", None), "pattern", None)
+            known = True if pattern == _scan.VALID_VALUE.pattern else None
+        except Exception:
+            known = None
+        _validating[cls] = known
+    if known is None:
+        raise _InvalidValue
+    return known
 
 
 def _has_metadata(lib, dist):
@@ -433,6 +473,9 @@ def _collect(md, params, require_metadata=False):
                 continue
             if require_metadata and any(not cls(state, i)._has_metadata() for i in state.unnamed()):
                 raise _MetadataMissing
+            if state.invalid and validates_values(lib) and not all(
+                    i in state.shadowed or dedup.seen(state.normalized()[i]) for i in state.invalid):
+                raise _InvalidValue
             if not state.fast:
                 add_plain(cls(state, i) for i in range(state.count))
                 continue

@@ -14,7 +14,6 @@ import collections
 import json
 import os
 import sys
-import time
 import zlib
 
 import _epfinder_boot as _boot
@@ -23,9 +22,7 @@ from . import _cache, _finder
 from ._dist import distribution_class
 
 FORMAT = "epfinder-top-level"
-VERSION = 1
-# The files the per-distribution code may read; a side file is written only once all have settled.
-_READS = ("top_level.txt", "RECORD", "installed-files.txt", "SOURCES.txt")
+VERSION = 2
 
 # packages_distributions() shapes, by the globals they use: 3.10 (top_level.txt only), 3.11 to
 # 3.13 and the backport (declared or inferred), the backport 7+ (metadata may be None).
@@ -97,31 +94,15 @@ def _load(state, tag):
                 if not _cache.trusted_file(os.fstat(f.fileno()), os.stat(state.path).st_uid):
                     continue
                 data = json.loads(f.read())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         names = data.get("names") if type(data) is dict else None
         if (data.get("format") == FORMAT and data.get("version") == VERSION and data.get("path") == state.path
-                and data.get("flavour") == tag and data.get("signature") == state.signature
+                and data.get("flavour") == tag and data.get("generation") == state.generation
                 and type(names) is list and len(names) == state.count
                 and all(type(n) is list and all(type(x) is str for x in n) for n in names)):
             return names
     return None
-
-
-def _settled(state, now_ns):
-    limit = now_ns - _cache.settle_ns()
-    if max(state.signature[2:]) >= limit:
-        return False
-    for i in range(state.count):
-        entry = os.path.join(state.path, state.entry(i))
-        for name in _READS:
-            try:
-                st = os.stat(os.path.join(entry, name))
-            except OSError:
-                continue
-            if st.st_mtime_ns >= limit or st.st_ctime_ns >= limit:
-                return False
-    return True
 
 
 def _store(state, tag, names):
@@ -131,7 +112,7 @@ def _store(state, tag, names):
         side = _side_file(cache_file, tag)
         tmp = os.path.join(os.path.dirname(side), f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
         data = json.dumps({"format": FORMAT, "version": VERSION, "path": state.path, "flavour": tag,
-                           "signature": state.signature, "count": state.count, "names": names},
+                           "generation": state.generation, "count": state.count, "names": names},
                           ensure_ascii=True, separators=(",", ":"))
         try:
             # 0644 whatever the umask allows: a world-writable file would be distrusted on reading.
@@ -147,14 +128,19 @@ def _store(state, tag, names):
 
 
 def _names_of_directory(state, cls, tag, names_for):
-    """What names_for() returns for each distribution of a cached directory, in search order."""
+    """What names_for() returns for each distribution of a cached directory, in search order.
+
+    The side file belongs to one version of the directory's cache (its generation). That cache
+    was found current just before, so the files read here are the ones it describes: a sealed
+    entry does not change inside, and a change to a watched one makes a new cache, with another
+    generation, at the next query.
+    """
     if _boot.mode != "strict":  # strict checks files one by one; the side file records none
         names = _load(state, tag)
         if names is not None:
             return names
-    started = time.time_ns()
     names = [list(names_for(cls(state, i))) for i in range(state.count)]
-    if _boot.mode != "strict" and _settled(state, started):
+    if _boot.mode != "strict" and state.trusted:
         _store(state, tag, names)
     return names
 
@@ -210,7 +196,8 @@ def make_packages_distributions(md, original, shape):
         except Exception:
             if _finder._debug():
                 raise
-            return original()  # the plain answer, or the plain exception
+        # The plain answer, or the plain exception, raised outside the except block.
+        return original()
 
     for attr in ("__doc__", "__name__", "__qualname__", "__module__"):
         setattr(packages_distributions, attr, getattr(original, attr))
