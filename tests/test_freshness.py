@@ -4,6 +4,7 @@ next interpreter; a directory changed within one timestamp tick of its scan is n
 import importlib
 import importlib.metadata as md
 import os
+import sys
 import time
 
 import pytest
@@ -254,7 +255,7 @@ def test_off_is_plain(tmp_path, served):
 @pytest.mark.parametrize("kind", ["random bytes", "no newline, large", "a directory", "wrong path",
                                   "newer version", "truncated", "JSON of the wrong shape",
                                   "wrong shape inside", "a symlink to another directory's cache",
-                                  "a dangling symlink", "empty"])
+                                  "a dangling symlink", "empty", "deeply nested header", "a FIFO"])
 def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
     site = site_with(tmp_path, "alpha", "beta")
     time.sleep(0.01)
@@ -286,12 +287,25 @@ def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
         os.symlink(tmp_path / "nowhere", file)
     elif kind == "empty":
         open(file, "wb").close()
+    elif kind == "deeply nested header":
+        open(file, "wb").write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    elif kind == "a FIFO":  # opening one for reading would block until a writer comes
+        os.mkfifo(file)
     else:
         open(file, "wb").write(good[: len(good) - 40])
     _finder.invalidate()
     assert names(site) == ["alpha", "beta"]
     assert eps(site) == ["alpha", "beta"]
     assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]
+    # The application API answers the same, and the bad file is replaced by a good one.
+    sys.path.insert(0, str(site))
+    try:
+        assert sorted(ep.name for ep in epfinder.entry_points(group="g")) == ["alpha", "beta"]
+        assert epfinder.version("beta") == "1.0"
+    finally:
+        sys.path.remove(str(site))
+    if kind not in ("a directory", "a FIFO", "a symlink to another directory's cache"):
+        assert _cache.load(str(site)) is not None, "repaired"
 
 
 def test_a_distribution_still_being_written_is_seen_once_finished(tmp_path, served, install_location):

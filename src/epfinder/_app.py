@@ -136,10 +136,9 @@ def _cached_directories():
         if state is _finder.NOTHING:
             continue
         if state is None:
-            if os.path.isdir(path) and not path.lower().endswith(".egg"):
-                continue  # a directory that cannot be listed: nothing, as for FastPath
             if os.path.exists(path):
-                raise _Fallback  # a zip or an egg: only importlib.metadata reads those
+                # A zip, an egg, a directory that could not be served: the plain code knows.
+                raise _Fallback
             continue
         yield path, state
 

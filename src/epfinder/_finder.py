@@ -86,7 +86,10 @@ def _usable(cache, signature, mode, recheck):
         return True
     if cache.signature != signature:
         return False
-    return cache.stamps_match() if mode == "strict" else cache.watched_match()
+    try:
+        return cache.stamps_match() if mode == "strict" else cache.watched_match()
+    except CacheError:
+        return False  # a corrupt stamps table: rebuilt, like any cache that cannot be checked
 
 
 def _forget(path):
