@@ -14,7 +14,6 @@ from helpers import dist_info, write_tree
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EPFINDER_SETTLE", "0")
     site = write_tree(tmp_path / "site", {
         **dist_info("alpha", "1.0", "[console_scripts]\nalpha = alpha:main\n"),
         **dist_info("beta", "2.0"),

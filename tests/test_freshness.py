@@ -18,7 +18,6 @@ from helpers import dist_info, write_tree
 def served(tmp_path, monkeypatch):
     """epfinder on in this process, with a private per-user cache; off again afterwards."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EPFINDER_SETTLE", "0")  # see helpers.child_env; the settle rule's own test undoes it
     epfinder.enable("auto")
     yield
     epfinder.disable()

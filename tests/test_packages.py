@@ -1,6 +1,6 @@
 """packages_distributions() from the side cache of top-level names: same answers, fewer reads.
 
-The children run with EPFINDER_SETTLE=0 (helpers.child_env), so side files are written at once.
+Side files are written as soon as their directory's cache is.
 """
 
 import json

@@ -139,7 +139,7 @@ def test_random_racy_installs_never_give_a_wrong_answer(tmp_path, mode):
 
 def test_a_writer_racing_the_readers(tmp_path):
     # A writer lays out distributions file by file, as an installer does, while fresh interpreters
-    # keep querying with the default settle margin. Whatever they saw on the way, the first query
+    # keep querying. Whatever they saw on the way, the first query
     # after the writer finishes must see everything.
     site = write_tree(tmp_path / "site", dist_info("seed", "1.0", "[g]\nseed = seed:f\n"))
     os.makedirs(site / _cache.SUBDIR, exist_ok=True)
@@ -157,11 +157,11 @@ for i in range(12):
 """])
     readers = 0
     while writer.poll() is None:
-        ask(tmp_path, [site], "auto", EPFINDER_SETTLE="3")
+        ask(tmp_path, [site], "auto")
         readers += 1
-    served, plain = ask(tmp_path, [site], "auto", EPFINDER_SETTLE="3")
+    served, plain = ask(tmp_path, [site], "auto")
     assert served == plain and len(served["eps"]) == 13
-    served_later, _ = ask(tmp_path, [site], "auto", EPFINDER_SETTLE="3")
+    served_later, _ = ask(tmp_path, [site], "auto")
     assert served_later == plain
     report("writer racing readers", readers=readers + 2, wrong=0)
 
@@ -223,7 +223,6 @@ def test_two_refreshes_at_once(tmp_path):
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EPFINDER_SETTLE", "0")
     epfinder.enable("auto")
     yield
     epfinder.disable()
@@ -371,7 +370,6 @@ BLOBS = st.one_of(
 def test_random_metadata_gets_the_plain_answers(tmp_path_factory, monkeypatch, entries):
     tmp = tmp_path_factory.mktemp("bad")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp / "xdg"))
-    monkeypatch.setenv("EPFINDER_SETTLE", "0")
     files = {}
     for entry, metadata, eps in entries:
         files[f"{entry}/METADATA"] = metadata
