@@ -36,9 +36,16 @@ sys.path[:0] = {paths!r}
 sys.path.append({root!r})
 import epfinder
 import importlib.metadata as md
+def outcome(fn):
+    # The value, or the exception a caller gets (3.15 raises MetadataNotFound for a *.dist-info
+    # whose METADATA is not written yet, where 3.14 returned None with a DeprecationWarning).
+    try:
+        return fn()
+    except Exception as exc:
+        return ["raise", type(exc).__name__, str(exc)]
 def ask():
     return {{
-        "dists": [(d.name, d.version) for d in md.distributions()],
+        "dists": [(outcome(lambda: d.name), outcome(lambda: d.version)) for d in md.distributions()],
         "eps": sorted((e.group, e.name, e.value) for e in md.entry_points(group="g")),
         "versions": {{n: (lambda n: (lambda: md.version(n)))(n)() if n in {{d.name for d in md.distributions()}} else None
                      for n in {names!r}}},
@@ -228,8 +235,19 @@ def served(tmp_path, monkeypatch):
     epfinder.disable()
 
 
+def outcome(fn):
+    """The value, or the exception's type and message: where 3.14 returned None with a
+    DeprecationWarning for a distribution without readable metadata, 3.15 raises MetadataNotFound
+    (or KeyError for a missing field); both sides must give the same."""
+    try:
+        return fn()
+    except Exception as exc:
+        return ("raise", type(exc).__name__, str(exc))
+
+
 def answers(site):
-    return [(d.name, d.version, sorted(e.name for e in d.entry_points)) for d in md.distributions(path=[str(site)])]
+    return [(outcome(lambda: d.name), outcome(lambda: d.version), sorted(e.name for e in d.entry_points))
+            for d in md.distributions(path=[str(site)])]
 
 
 def plain_answers(site):
