@@ -12,7 +12,8 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13", "3.14", "3.15"]
 @nox.session(python=PYTHONS)
 def tests(session):
     # A real wheel, as users get it, not the source tree.
-    session.install(".", "pytest>=7", "hypothesis>=6")
+    # uv: the workflow tests install with it as users do.
+    session.install(".", "pytest>=7", "hypothesis>=6", "uv")
     session.run("pytest", *session.posargs)
 
 
