@@ -82,3 +82,13 @@ def test_lookup_key_and_stem_match_importlib_metadata(name):
     child = f"{name}-1.0.dist-info"
     assert _scan.normalize(name) == md.Prepared.normalize(name)
     assert _scan.name_from_stem(child) == md.PathDistribution._name_from_stem(child)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab_.:[] \t\n\x0b\x85\u00a0\u2028é9]-=#"), max_size=12) | st.text(max_size=12))
+def test_entry_point_values_are_judged_as_entry_point_pattern_judges_them(value):
+    import re
+
+    from epfinder import _entry_points_txt
+
+    assert _entry_points_txt.is_valid_value(value) == bool(re.compile(_entry_points_txt.PATTERN).match(value))

@@ -14,7 +14,7 @@ import sys
 
 import _epfinder_boot as _boot
 
-from . import _cache, _scan
+from . import _cache, _entry_points_txt, _scan
 from .errors import CacheError
 
 
@@ -414,7 +414,7 @@ def validates_values(lib):
             known = False
         except ValueError:
             pattern = getattr(getattr(cls, "pattern", None), "pattern", None)
-            known = True if pattern == _scan.VALID_VALUE.pattern else None
+            known = True if pattern == _entry_points_txt.PATTERN else None
         except Exception:
             known = None
         _validating[cls] = known

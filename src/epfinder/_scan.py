@@ -19,10 +19,6 @@ from ._freshness import SIDE_INPUTS, is_sealed
 _ABSENT = (FileNotFoundError, IsADirectoryError, KeyError, NotADirectoryError, PermissionError)
 
 _SEPARATORS = re.compile(r"[-_.]+")
-# EntryPoint.pattern. importlib_metadata 8.7+ and CPython 3.15 raise ValueError when an EntryPoint
-# is made with a value it does not match; a distribution holding one is flagged, so that such
-# libraries answer entry_points() plainly (and raise as plainly).
-VALID_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 # email.feedparser.headerRE without its "From " and continuation alternatives, and with a
 # non-empty field name: any line outside this shape sends the file to the real email parser.
 _SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:")
@@ -192,7 +188,9 @@ def read_distribution(root, child, install_location=False):
         "entry_points": eps,
         "stamps": stamps,
         "watch": watch,
-        "invalid": eps is not None and any(VALID_VALUE.match(value) is None for _g, _n, value in eps),
+        # A value the validating libraries (importlib_metadata 8.7+, 3.15) refuse: they are then
+        # answered by the plain code, which raises as they do.
+        "invalid": eps is not None and not all(entry_points_txt.is_valid_value(v) for _g, _n, v in eps),
     }
 
 

@@ -10,6 +10,7 @@ The table's format and the rules it follows are in docs/startup-hooks.md.
 """
 
 import os
+import sys
 import time
 
 import _epfinder_boot as _boot
@@ -79,12 +80,18 @@ def _hooks_in(text):
     """The (name, value) pairs of the startup group, and a problem or None.
 
     importlib.metadata rejects a whole file with a line that has no '=' in any section, so such a
-    file registers no hooks.
+    file registers no hooks; from Python 3.15 it also rejects a file with an invalid value in any
+    group (it validates each EntryPoint it makes), so then such a file registers none either.
     """
     try:
-        return [(name, value) for group, name, value in entry_points_txt.parse(text) if group == GROUP], None
+        found = entry_points_txt.parse(text)
     except entry_points_txt.MalformedLine as exc:
         return [], f"entry_points.txt line {exc.number} has no '='"
+    if sys.version_info >= (3, 15):
+        for _group, name, value in found:
+            if not entry_points_txt.is_valid_value(value):
+                return [], f"entry_points.txt: {name} = {value} is not 'module[:attr] [extras]'"
+    return [(name, value) for group, name, value in found if group == GROUP], None
 
 
 def _watch(path, child, watched):
