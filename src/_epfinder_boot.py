@@ -1,7 +1,8 @@
 """epfinder's start-up half: runs at every interpreter start, so it is tiny, stdlib-only and never raises.
 
-It sits at the top of site-packages beside epfinder.pth (Python <= 3.14), whose one line imports it
-when the environment is enabled, and epfinder.start (PEP 829, Python 3.15+). It imports nothing but
+It sits at the top of site-packages beside epfinder.pth, whose one line imports it when the
+environment is enabled (Python 3.10 to 3.17), and, from 3.18, where site ignores such lines,
+beside the epfinder.start (PEP 829) that `python -m epfinder install` writes there. It imports nothing but
 ``sys`` and ``os``, both loaded by then. The real work lives in the ``epfinder`` package: the finder
 is imported on the first metadata query, when ``importlib.metadata`` is being imported anyway, and
 the startup-hook runner only when the environment's hook table lists hooks.
@@ -47,8 +48,7 @@ site_dir = None
 
 
 def boot(sitedir=None):
-    # Called by epfinder.pth (Python <= 3.14) with its site directory, and by epfinder.start
-    # (3.15+) without. Inert unless `python -m epfinder install` enabled that site directory.
+    # Called by epfinder.pth with its site directory, and by epfinder.start (3.18+) without. Inert unless `python -m epfinder install` enabled that site directory.
     # Never raises, and prints at most one line for epfinder itself.
     global site_dir
     try:

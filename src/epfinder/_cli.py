@@ -117,15 +117,32 @@ def _cmd_install(args):
         _write_config(target, config)
     except OSError as exc:
         raise _UsageError(f"cannot write {_config_path(target)}: {exc.strerror}") from None
+    _write_start_file(target)
     print(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
     _report_refresh(_api.refresh(_site_dirs(), wait=True, opt_in=True))
     _refresh_startup()
     return 0
 
 
+# PEP 829: from 3.18, site runs no .pth import line, only .start entries. On 3.15 to 3.17 a .start
+# file would make every start import pkgutil and re, and disable the .pth line that works there,
+# so it is written only where it is the one way in (docs/startup.md).
+START_FILE = "epfinder.start"
+
+
+def _write_start_file(target):
+    if sys.version_info >= (3, 18):
+        with open(os.path.join(target, START_FILE), "w", encoding="utf-8") as f:
+            f.write("# written by python -m epfinder install (PEP 829); see docs/startup.md\n_epfinder_boot:boot\n")
+
+
 def _cmd_uninstall(args):
     target = _target(args)
     removed = []
+    start = os.path.join(target, START_FILE)
+    if os.path.exists(start):
+        os.unlink(start)
+        removed.append(start)
     config = _config_path(target)
     if os.path.exists(config):
         os.unlink(config)
