@@ -2,6 +2,7 @@
 
 import email
 import importlib.metadata as md
+import importlib.metadata._adapters  # noqa: F401 - loaded on demand from 3.13; the test reads it
 import warnings
 
 from hypothesis import example, given, settings
