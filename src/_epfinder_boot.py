@@ -366,7 +366,8 @@ def startup_plan(config, skip="", dirs=None, checked=None):
             priority, label = parse_hook_name(name)
             hook_id = f"{dist}:{label}"
             override = config.get("startup.priority." + hook_id, "")
-            source = "config" if override.isdigit() and int(override) <= 999 else "name" if priority is not None else "default"
+            # ASCII digits only: str.isdigit() also accepts "²" (which int() rejects) and "٣".
+            source = "config" if override.isascii() and override.isdigit() and int(override) <= 999 else "name" if priority is not None else "default"
             why = ("disabled (python -m epfinder startup enable ID)" if _matches(hook_id, disabled)
                    else "skipped by EPFINDER_STARTUP_SKIP" if _matches(hook_id, skipped) else "")
             hooks.append({
@@ -447,6 +448,7 @@ def run_startup(config):
     if trace:
         _say(f"startup: {len(hooks)} hook(s) found in {(clock() - started) / 1e6:.2f} ms")
     ran = failed = 0
+    measured = []  # (id, import ns, call ns, outcome), kept for `startup list` when tracing
     for hook in hooks:
         if not hook["enabled"]:
             if trace:
@@ -467,16 +469,28 @@ def run_startup(config):
             _say(f"startup hook {hook['id']} ({hook['distribution']} {hook['version'] or '?'}, "
                  f"{hook['value']}) {stage}: {type(exc).__name__}: {exc}")
             if trace:
+                t2 = clock()
+                loaded = stage == "failed"
+                measured.append((hook["id"], (t1 if loaded else t2) - t0, t2 - t1 if loaded else 0,
+                                 "failed" if loaded else "vetoed" if stage.startswith("was") else "not_loaded"))
                 import traceback
 
                 traceback.print_exc()
             continue
         if trace:
+            t2 = clock()
+            measured.append((hook["id"], t1 - t0, t2 - t1, "ok"))
             _say(f"startup: {hook['id']} ({hook['priority']}, {hook['distribution']} {hook['version']}) "
-                 f"import {(t1 - t0) / 1e6:.2f} ms, call {(clock() - t1) / 1e6:.2f} ms")
+                 f"import {(t1 - t0) / 1e6:.2f} ms, call {(t2 - t1) / 1e6:.2f} ms")
     if trace:
         _say(f"startup: ran {ran} hook(s), {failed} failed, {len(hooks) - ran} skipped, "
              f"{(clock() - started) / 1e6:.2f} ms in all")
+        try:
+            from epfinder import _startup_costs
+
+            _startup_costs.record(site_dir or os.path.dirname(os.path.abspath(__file__)), measured)
+        except Exception:
+            pass  # a measurement that cannot be kept is still on stderr
 
 
 def load_hook(value):

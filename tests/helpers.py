@@ -13,7 +13,8 @@ HERE = Path(__file__).resolve().parent
 PROBE = HERE / "probe.py"
 # The directory that holds the epfinder package under test, for child interpreters.
 EPFINDER_ROOT = str(Path(epfinder.__file__).resolve().parent.parent)
-CORPUS = HERE.parent.parent / "shared" / "corpus" / "site-packages-real274.tar.gz"
+# 274 real distributions' metadata, shipped with the tests (tests/data/README.md).
+CORPUS = HERE / "data" / "site-packages-real274.tar.gz"
 
 
 def write_tree(root, files):
@@ -50,11 +51,7 @@ def dist_info(name, version, entry_points=None, extra=None, dirname=None, metada
 
 
 def unpack_corpus(dest):
-    """The 274 real distributions, as ``dest/site-packages``; skips the test if absent."""
-    import pytest
-
-    if not CORPUS.exists():
-        pytest.skip(f"corpus not found at {CORPUS}")
+    """The 274 real distributions, as ``dest/site-packages``."""
     with tarfile.open(CORPUS) as tar:
         tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
     return Path(dest) / "site-packages"

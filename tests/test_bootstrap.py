@@ -1,4 +1,4 @@
-"""The real loop: pip install epfinder, python -m epfinder install, pip install/uninstall others.
+"""The real loop: pip install importlib-metadata-cache, python -m epfinder install, pip install/uninstall others.
 
 Everything runs in a fresh venv made with `python -m venv`, with epfinder installed from a wheel
 built from this checkout, and child interpreters that start through real `site` processing.
@@ -78,7 +78,7 @@ def test_install_pip_loop_and_clean_uninstall(venv, tmp_path):
     out = run(python, "-m", "epfinder", "uninstall", tmp_path=tmp_path).stdout
     assert "switched off" in out
     assert ask(python, tmp_path)["mode"] is None
-    pip(python, "uninstall", "-y", "epfinder", tmp_path=tmp_path)
+    pip(python, "uninstall", "-y", "importlib-metadata-cache", tmp_path=tmp_path)
     assert set(os.listdir(site)) == pristine, "nothing left behind"
     assert not (tmp_path / "xdg" / "epfinder").exists() or not any(
         str(site) in p.read_text(errors="replace") for p in (tmp_path / "xdg" / "epfinder").iterdir()

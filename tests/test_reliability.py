@@ -288,7 +288,7 @@ def test_a_write_that_fails_leaves_nothing_half_written(tmp_path, served, monkey
     monkeypatch.setattr(os, "write", real_write)
     assert injected, "the fault was injected"
     assert not os.path.exists(_cache.in_directory_file(str(site)))
-    assert leftovers(site / _cache.SUBDIR, tmp_path / "xdg" / "epfinder") == []
+    assert leftovers(site / _cache.SUBDIR, _cache.user_cache_root()) == []
 
     def failing_replace(src, dst):
         injected.append(dst)
@@ -298,7 +298,7 @@ def test_a_write_that_fails_leaves_nothing_half_written(tmp_path, served, monkey
     monkeypatch.setattr(os, "replace", failing_replace)
     assert answers(site) == plain_answers(site)
     monkeypatch.setattr(os, "replace", real_replace)
-    assert leftovers(site / _cache.SUBDIR, tmp_path / "xdg" / "epfinder") == []
+    assert leftovers(site / _cache.SUBDIR, _cache.user_cache_root()) == []
     _finder.invalidate()
     assert answers(site) == plain_answers(site)
     assert os.path.exists(_cache.in_directory_file(str(site))), "written once the fault is gone"
@@ -330,8 +330,8 @@ def test_read_only_directory(tmp_path, served, monkeypatch):
     _finder.invalidate()
     assert answers(site) == plain_answers(site)
     assert os.listdir(site / _cache.SUBDIR) == []
-    assert [f for f in os.listdir(tmp_path / "xdg" / "epfinder") if f.endswith(".jsonl")], "per-user cache"
-    assert leftovers(tmp_path / "xdg" / "epfinder") == []
+    assert [f for f in os.listdir(_cache.user_cache_root()) if f.endswith(".jsonl")], "per-user cache"
+    assert leftovers(_cache.user_cache_root()) == []
 
 
 def test_unreadable_metadata(tmp_path, served, monkeypatch):

@@ -24,7 +24,7 @@ VERSION = 2
 SUBDIR = ".epfinder-cache"
 FILENAME = "v2.jsonl"
 # Earlier formats' names, removed by discard(); never read.
-_OLD_FILENAMES = ("v1.jsonl",)
+OLD_FILENAMES = ("v1.jsonl",)
 
 # Used when no reference timestamp can be taken on the directory's own filesystem: a cache is
 # only trusted when everything it depends on is older than this, which covers FAT's 2 s steps.
@@ -414,11 +414,31 @@ def site_directories():
     return _site_dirs
 
 
+_installation = None
+
+
+def installation_tag():
+    """The per-user folder name of this installation of epfinder (the directory it is installed in).
+
+    Each installation keeps its per-user caches apart, so that uninstalling one removes exactly
+    the caches it wrote, and none that another environment uses.
+    """
+    global _installation
+    if _installation is None:
+        import _epfinder_boot
+
+        home = os.path.dirname(os.path.abspath(_epfinder_boot.__file__))
+        tag = zlib.crc32(os.fsencode(home)) & 0xFFFFFFFF
+        readable = "".join(c if c.isalnum() or c in "-." else "_" for c in home)[-48:].strip("_")
+        _installation = f"{readable}-{tag:08x}"
+    return _installation
+
+
 def user_cache_root():
     base = os.environ.get("XDG_CACHE_HOME")
     if not base or not os.path.isabs(base):
         base = os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "epfinder")
+    return os.path.join(base, "epfinder", installation_tag())
 
 
 def in_directory_file(path):
@@ -577,7 +597,7 @@ def discard(path):
     from ._packages import side_files
 
     removed = []
-    old = [os.path.join(path, SUBDIR, name) for name in _OLD_FILENAMES]
+    old = [os.path.join(path, SUBDIR, name) for name in OLD_FILENAMES]
     for file in [*candidate_files(path), *side_files(path), *old]:
         try:
             os.unlink(file)
