@@ -453,7 +453,7 @@ def test_random_pip_rounds_then_32_starts_at_once(venv, tmp_path):
     shutil.rmtree(site / _cache.SUBDIR)
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
     (site / _cache.SUBDIR / _cache.FILENAME).unlink()
-    (site / _cache.SUBDIR / "startup-v1.tsv").unlink()
+    (site / _cache.SUBDIR / "startup-v2.tsv").unlink()
     from helpers import clean_env
 
     children = [subprocess.Popen([python, "-c", VENV_ASK], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
