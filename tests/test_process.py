@@ -117,3 +117,25 @@ def test_a_caller_sees_what_it_sees_without_epfinder():
     assert on == off
     assert on["repr"].startswith("<importlib.metadata.PathDistribution object at ADDR>")
     assert on["descriptors"] is True
+
+
+VERSION = """
+import importlib.metadata as md, json, os, sys, tempfile
+site = tempfile.mkdtemp()
+os.makedirs(os.path.join(site, "good-1.0.dist-info"))
+with open(os.path.join(site, "good-1.0.dist-info", "METADATA"), "w") as f:
+    f.write("Metadata-Version: 2.1\\nName: good\\nVersion: 1.0\\n")
+sys.path.insert(0, site)
+import epfinder
+epfinder.enable("auto")
+answers = [md.version("good"), md.distribution("good").version]
+print(json.dumps([answers, "email.feedparser" in sys.modules]))
+"""
+
+
+def test_version_and_distribution_parse_no_metadata_file():
+    # CPython 3.15's Distribution.from_name reads `metadata` to prefer distributions that have
+    # one (_prefer_valid); a cached distribution whose name is known needs no such read.
+    answers, parsed = child(VERSION)
+    assert answers == ["1.0", "1.0"]
+    assert parsed is False

@@ -103,6 +103,13 @@ def _make_class(md):
             make = md.EntryPoint
             return md.EntryPoints(make(name=name, value=value, group=group)._for(self) for group, name, value in known)
 
+    def _epfinder_has_metadata(self):
+        # True when the cache proves a metadata file is there: it knows the name read from it.
+        known = _read(self._epfinder_record, lambda c, i: c.name(i))
+        return known is not None and known is not _UNKNOWN
+
+    CachedPathDistribution._epfinder_has_metadata = _epfinder_has_metadata
+
     if hasattr(base, "_has_metadata"):
         # importlib_metadata 10.1+ asks every distribution this in entry_points() and
         # distribution(); a known name means its metadata was read, so it is there.
