@@ -78,7 +78,11 @@ def test_the_side_file_spares_every_record_read_and_follows_changes(tmp_path):
 
     write_tree(site, dist_info("newcomer", "1.0", extra={"top_level.txt": "newcomer_pkg\n"}))
     third, reads = count_reads(tmp_path, site)
-    assert ["newcomer_pkg", ["newcomer"]] in third and reads > 0
+    assert reads > 0
+    if first[0] == "raise":  # 3.15: metadata['Name'] of the nameless one raises KeyError
+        assert third == first
+    else:
+        assert ["newcomer_pkg", ["newcomer"]] in third
     count_reads(tmp_path, site)
     assert count_reads(tmp_path, site) == [third, 0]
 

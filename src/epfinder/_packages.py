@@ -145,9 +145,31 @@ def _names_of_directory(state, cls, tag, names_for):
     return names
 
 
+class _Raised(Exception):
+    """The library's own code raised for a distribution, in the order the plain call would reach it."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _as_plain(fn):
+    def call(dist):
+        try:
+            return fn(dist)
+        except Exception as exc:
+            raise _Raised(exc) from None
+    return call
+
+
 def serve(md, shape):
-    """md.packages_distributions(), with cached directories answered from their side files."""
+    """md.packages_distributions(), with cached directories answered from their side files.
+
+    The library's per-distribution code is called in the plain call's order (the names of a whole
+    cached directory come first, so an exception there is left to the plain call), so an
+    exception it raises is the one the plain call raises: it is passed on as _Raised.
+    """
     names_for, name_of = shape
+    names_in_order, name_of = _as_plain(names_for), _as_plain(name_of)
     pkg_to_dist = collections.defaultdict(list)
 
     def add(dist, names):
@@ -159,7 +181,7 @@ def serve(md, shape):
         lib = _finder._library_of(resolver)
         if lib is None:
             for dist in resolver(context):
-                add(dist, names_for(dist))
+                add(dist, names_in_order(dist))
             continue
         cls = distribution_class(lib)
         everything = lib.Prepared(None)
@@ -170,7 +192,7 @@ def serve(md, shape):
                 continue
             if state is None:
                 for dist in _finder._plain(lib, path, everything):
-                    add(dist, names_for(dist))
+                    add(dist, names_in_order(dist))
                 continue
             for i, names in enumerate(_names_of_directory(state, cls, tag, names_for)):
                 if not names:
@@ -191,11 +213,16 @@ def make_packages_distributions(md, original, shape):
     def packages_distributions():
         if _boot.mode is None or discovery != _finder._discovery(md):
             return original()
+        raised = None
         try:
             return serve(md, shape)
+        except _Raised as plain:
+            raised = plain.exc
         except Exception:
             if _finder._debug():
                 raise
+        if raised is not None:
+            raise raised  # what the plain call raises, without reading every file again to raise it
         # The plain answer, or the plain exception, raised outside the except block.
         return original()
 
