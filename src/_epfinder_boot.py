@@ -1,7 +1,8 @@
 """epfinder's start-up half: runs at every interpreter start, so it is tiny, stdlib-only and never raises.
 
-It sits at the top of site-packages beside epfinder.pth (Python <= 3.14), whose one line imports it
-when the environment is enabled, and epfinder.start (PEP 829, Python 3.15+). It imports nothing but
+It sits at the top of site-packages beside epfinder.pth, whose one line imports it when the
+environment is enabled (Python 3.10 to 3.17), and, from 3.18, where site ignores such lines,
+beside the epfinder.start (PEP 829) that `python -m epfinder install` writes there. It imports nothing but
 ``sys`` and ``os``, both loaded by then. The real work lives in the ``epfinder`` package: the finder
 is imported on the first metadata query, when ``importlib.metadata`` is being imported anyway, and
 the startup-hook runner only when the environment's hook table lists hooks.
@@ -47,8 +48,7 @@ site_dir = None
 
 
 def boot(sitedir=None):
-    # Called by epfinder.pth (Python <= 3.14) with its site directory, and by epfinder.start
-    # (3.15+) without. Inert unless `python -m epfinder install` enabled that site directory.
+    # Called by epfinder.pth with its site directory, and by epfinder.start (3.18+) without. Inert unless `python -m epfinder install` enabled that site directory.
     # Never raises, and prints at most one line for epfinder itself.
     global site_dir
     try:
@@ -187,8 +187,9 @@ def disable():
 # epfinder._startup_table, imported only then.
 
 STARTUP_GROUP = "epfinder.startup"
-STARTUP_TABLE = "startup-v1.tsv"  # in CONFIG_DIR of the site directory epfinder is enabled in
-TABLE_HEADER = "epfinder-startup\t1"
+STARTUP_TABLE = "startup-v2.tsv"  # in CONFIG_DIR of the site directory epfinder is enabled in
+OLD_STARTUP_TABLES = ("startup-v1.tsv",)  # removed by uninstall; never read
+TABLE_HEADER = "epfinder-startup\t2"
 DEFAULT_PRIORITY = 500
 OFF = ("0", "off", "no", "false")
 
@@ -219,8 +220,9 @@ def startup_site_dirs():
 
 
 def read_startup_table(file, owners):
-    # {site dir: [signature, names, hooks, problems]} from the hook table, or None when there is
-    # none that can be trusted (see docs/startup-hooks.md for the format and the trust rules).
+    # {site dir: [signature, names, hooks, problems, watched]} from the hook table, or None when
+    # there is none that can be trusted (see docs/startup-hooks.md for the format and the trust
+    # rules). ``watched`` holds [path, stamp] of the files of entries that may change in place.
     try:
         fd = os.open(file, os.O_RDONLY)
     except OSError:
@@ -247,9 +249,11 @@ def read_startup_table(file, owners):
             fields = line.split("\t")
             kind = fields[0]
             if kind == "dir" and len(fields) == 6:
-                entry = tables[fields[1]] = [[int(x) for x in fields[2:]], "", [], []]
+                entry = tables[fields[1]] = [[int(x) for x in fields[2:]], "", [], [], []]
             elif entry is None:
                 return None
+            elif kind == "watch" and len(fields) == 7:
+                entry[4].append([fields[1], [int(x) for x in fields[2:]]])
             elif kind == "hook" and len(fields) == 6:
                 entry[2].append(fields[1:])
             elif kind == "bad" and len(fields) == 4:
@@ -280,8 +284,22 @@ def check_startup_tables(dirs):
         if path == site_dir:
             owners.add(st.st_uid)
     tables = read_startup_table(file, owners) or {}
-    stale = [p for p in signatures if signatures[p] is None or tables.get(p, (None,))[0] != signatures[p]]
+    stale = [p for p in signatures if signatures[p] is None or p not in tables
+             or tables[p][0] != signatures[p] or not _unchanged(p, tables[p][4])]
     return signatures, tables, stale
+
+
+def _unchanged(path, watched):
+    # The entries of a site directory that may change without its listing changing (see
+    # epfinder._freshness): none in a directory that only pip, uv or installer write to.
+    for name, stamp in watched:
+        try:
+            st = os.stat(os.path.join(path, name))
+        except OSError:
+            return False
+        if [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] != stamp:
+            return False
+    return True
 
 
 def normalize(name):
@@ -341,7 +359,7 @@ def startup_plan(config, skip="", dirs=None, checked=None):
     for i, path in enumerate(dirs):
         if path not in signatures or path not in tables:
             continue
-        _signature, names, found, bad = tables[path]
+        _signature, names, found, bad, _watched = tables[path]
         for dist, name, value, dist_name, version in found:
             if dist in seen:
                 continue  # shadowed by a distribution of that name earlier on sys.path

@@ -63,9 +63,6 @@ def child_env(tmp_path, **extra):
         "HOME": str(tmp_path / "home"),
         "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
         "PYTHONDONTWRITEBYTECODE": "1",
-        # Trees are written a moment before each query; trusting a finished scan at once lets the
-        # second start read the cache. The settle rule has its own tests.
-        "EPFINDER_SETTLE": "0",
     }
     env.update(extra)
     return env

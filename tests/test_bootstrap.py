@@ -109,7 +109,7 @@ def test_a_damaged_install_never_stops_the_interpreter(venv, tmp_path, damage):
     elif damage == "cache-garbage":
         (site / ".epfinder-cache" / "v1.jsonl").write_bytes(os.urandom(3000))
     else:
-        (site / ".epfinder-cache" / "startup-v1.tsv").write_bytes(b"epfinder-startup\t1\nhook\t\xff\n")
+        (site / ".epfinder-cache" / "startup-v2.tsv").write_bytes(b"epfinder-startup\t1\nhook\t\xff\n")
     proc = run(python, "-c", ASK, tmp_path=tmp_path, env=env)
     answers = json.loads(proc.stdout)
     plain = ask(python, tmp_path, mode="off")

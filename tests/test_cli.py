@@ -48,7 +48,6 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(_cache, "_installation", "this-installation")
     monkeypatch.setattr(sys, "path", [str(site), "", "relative", str(tmp_path / "missing"), str(other)])
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EPFINDER_SETTLE", "0")
     for name in ("EPFINDER_MODE", "EPFINDER_STARTUP", "EPFINDER_STARTUP_SKIP", "EPFINDER_TRACE"):
         monkeypatch.delenv(name, raising=False)
     settle(site)
@@ -628,7 +627,7 @@ def test_uninstall_removes_this_installation_s_caches_and_no_other_s(world, caps
     assert not (world.site / ".epfinder-cache").exists() and not mine.exists()
     assert (theirs / "other-00000000.jsonl").exists()
     assert f"kept {shared}/.epfinder-cache/: outside this environment" in out
-    assert (shared / ".epfinder-cache" / "v1.jsonl").exists()
+    assert (shared / ".epfinder-cache" / "v2.jsonl").exists()
     status, out, _ = run(["uninstall"], capsys)
     assert status == 0
     assert out.startswith(f"epfinder: was not enabled for {world.site}; removed 0 file(s) and folder(s)\n")
@@ -642,7 +641,7 @@ def test_install_lists_its_files_in_record_and_uninstall_takes_them_out(world, c
     assert _cli.main(["install"]) == 0
     listed = record.read_text().splitlines()
     assert listed[:2] == original.splitlines()
-    assert {".epfinder-cache/config,,", ".epfinder-cache/startup-v1.tsv,,", ".epfinder-cache/v1.jsonl,,",
+    assert {".epfinder-cache/config,,", ".epfinder-cache/startup-v2.tsv,,", ".epfinder-cache/v2.jsonl,,",
             ".epfinder-cache/startup-costs.tsv,,"} <= set(listed)
     assert all(line.startswith(".epfinder-cache/") for line in listed[2:])
     on_disk = {f".epfinder-cache/{f}" for f in os.listdir(world.site / ".epfinder-cache")}
@@ -650,6 +649,18 @@ def test_install_lists_its_files_in_record_and_uninstall_takes_them_out(world, c
     assert _record.record_file(str(world.site)) == str(record)
     assert _cli.main(["uninstall"]) == 0
     assert record.read_text() == original
+
+
+def test_a_start_file_install_wrote_is_listed_in_record_too(world):
+    # Python 3.18+ runs only .start files, so install writes one there; pip must remove it.
+    record = world.site / "importlib_metadata_cache-0.1.0.dist-info" / "RECORD"
+    write_tree(world.site, {"importlib_metadata_cache-0.1.0.dist-info/RECORD": "_epfinder_boot.py,,\n",
+                            "epfinder.start": "_epfinder_boot:boot\n"})
+    enable(world)
+    assert _record.add(str(world.site))
+    assert "epfinder.start,," in record.read_text().splitlines()
+    assert _record.remove(str(world.site))
+    assert record.read_text() == "_epfinder_boot.py,,\n"
 
 
 # --- the name users install ------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def test_a_pipe_closed_early_is_no_error(venv, tmp_path, argv):
         os.close(write)
     assert proc.stderr == "" and proc.returncode == 0, proc.stderr
     if argv == ["install"]:
-        assert (site / ".epfinder-cache" / "startup-v1.tsv").exists(), "install finished its work"
+        assert (site / ".epfinder-cache" / "startup-v2.tsv").exists(), "install finished its work"
     if argv == ["uninstall"]:
         assert not (site / ".epfinder-cache").exists()
 
@@ -242,7 +242,7 @@ def test_another_user_gets_one_line_and_caches_of_their_own(tmp_path, epfinder_w
         # The finder reads site-packages' own cache first, which only root can bring up to date.
         report = json.loads(as_user("status", "--json").stdout)
         (entry,) = [e for e in report["sys_path"] if e["path"] == str(site)]
-        assert entry["state"] == "stale" and entry["cache"] == f"{site}/.epfinder-cache/v1.jsonl"
+        assert entry["state"] == "stale" and entry["cache"] == f"{site}/.epfinder-cache/v2.jsonl"
         assert "rescanned at each query" in entry["message"]
     finally:
         shutil.rmtree(shared, ignore_errors=True)

@@ -72,7 +72,7 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
     assert start(python, tmp_path)[:2] == (["sitecustomize", "main"], [])
 
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
-    assert (site / ".epfinder-cache" / "startup-v1.tsv").exists(), "install writes the hook table"
+    assert (site / ".epfinder-cache" / "startup-v2.tsv").exists(), "install writes the hook table"
     out = run(python, "-m", "epfinder", "startup", "disable", "delta-pkg:off", tmp_path=tmp_path,
               env=clean_env(tmp_path, EPFINDER_STARTUP="0")).stdout
     assert out.splitlines()[-1] == "epfinder: disabled delta_pkg:off"
@@ -164,7 +164,7 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
     # Once site-packages has settled, a start writes the new table down, and later starts read it.
     time.sleep(3.5)
     assert start(python, tmp_path)[0] == expected
-    written = (site / ".epfinder-cache" / "startup-v1.tsv").read_text()
+    written = (site / ".epfinder-cache" / "startup-v2.tsv").read_text()
     assert "epsilon_pkg:run" in written and "alpha_pkg" not in written
     assert start(python, tmp_path)[0] == expected
     assert listed(python, tmp_path)["hooks"][1]["id"] == "epsilon_pkg:new"
@@ -189,5 +189,5 @@ def test_start_up_imports_nothing_heavy_with_hooks_registered(venv, tmp_path):
     (site / "unrelated-1.0.dist-info").mkdir()
     after = set(json.loads(run(python, "-c", code, tmp_path=tmp_path).stdout))
     assert after - before == {"_epfinder_boot", "quiet_pkg", "epfinder", "epfinder._startup_table",
-                              "epfinder._entry_points_txt"}
+                              "epfinder._entry_points_txt", "epfinder._freshness"}
     assert not after & {"importlib.metadata", "re", "email", "threading"} - before

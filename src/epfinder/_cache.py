@@ -2,13 +2,17 @@
 
 The format is specified in docs/cache-format.md. In short: ASCII JSON Lines, a header line that
 gives each following line's offset, length and crc32, then one line per table and per entry-point
-group, so that a query checks and parses only the lines it needs (a group query reads the header
+group, so that a query checks and parses only the lines it needs (a group query decodes the header
 and that group's line, whatever the number of distributions).
+
+Freshness (docs/cache-format.md, "Freshness"): the directory's own signature proves that no entry
+was added, removed or renamed; entries that may change inside (see _scan.is_sealed) are "watched",
+and their stamps are checked at every query too.
 """
 
 import json
 import os
-import sys
+import stat
 import time
 import zlib
 
@@ -16,19 +20,20 @@ from . import _scan
 from .errors import CacheError
 
 FORMAT = "epfinder-cache"
-VERSION = 1
+VERSION = 2
 SUBDIR = ".epfinder-cache"
-FILENAME = "v1.jsonl"
+FILENAME = "v2.jsonl"
+# Earlier formats' names, removed by discard(); never read.
+OLD_FILENAMES = ("v1.jsonl",)
 
 # Used when no reference timestamp can be taken on the directory's own filesystem: a cache is
 # only trusted when everything it depends on is older than this, which covers FAT's 2 s steps.
 WALL_CLOCK_MARGIN_NS = 3_000_000_000
 
 _dumps = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
-_TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "stamps")
-# A real header is about 40 bytes per entry-point group; a file without a newline in this many
-# bytes is not a cache, and must not be read whole.
-_MAX_HEADER = 32 << 20
+_TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "stamps", "watch")
+# Far above any real cache (about 230 bytes per distribution); a larger file is not read.
+MAX_SIZE = 256 << 20
 
 
 def stamps_digest(stamps):
@@ -64,6 +69,8 @@ def encode(path, signature, index, records):
             "files": [[name for name, _ in r["stamps"]] for r in records],
             "digest": [stamps_digest(r["stamps"]) for r in records],
         },
+        "watch": [[i, [name for name, _ in r["stamps"]], stamps_digest(r["stamps"])]
+                  for i, r in enumerate(records) if r["watch"]],
     }
     body = []
     offset = 0
@@ -86,6 +93,8 @@ def encode(path, signature, index, records):
         "count": len(records),
         "fast": None not in normalized and all(r["entry_points"] is not None for r in records),
         "shadowed": shadowed,
+        "watched": len(tables["watch"]),
+        "invalid": [i for i, r in enumerate(records) if r["invalid"]],
         "tables": table_spans,
         "groups": group_spans,
     }
@@ -95,35 +104,22 @@ def encode(path, signature, index, records):
 class DirCache:
     """A parsed cache file. Each table is read, checked and decoded on first use.
 
-    ``source`` is the whole file as bytes, or an open descriptor of it. A descriptor stays open
-    for the life of the object and lines are read from it with pread: a group query then reads
-    the header and one line, not the whole file, and since writers replace the file by rename,
-    the descriptor keeps seeing the version whose header was checked.
+    ``data`` is the whole file. It is read at once and no descriptor is kept: a process that
+    closes descriptors it does not know (a daemon) must not have ours closed under it, or reuse
+    the number for a file of its own.
     """
 
-    __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "trusted",
-                 "_data", "_fd", "_body", "_tables", "_parsed", "_dist_eps", "_normset")
+    __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "trusted", "watched",
+                 "invalid", "generation", "_data", "_body", "_tables", "_parsed", "_dist_eps",
+                 "_normset", "_watch")
 
-    def __init__(self, path, source):
-        self._fd = None
-        if isinstance(source, int):
-            data = os.pread(source, 65536, 0)
-            # A short read is the whole file, and saves the fstat a large one needs.
-            size = len(data) if len(data) < 65536 else os.fstat(source).st_size
-            while b"\n" not in data and len(data) < size:
-                if len(data) > _MAX_HEADER:
-                    raise CacheError("no header line in the first 32 MiB")
-                data += os.pread(source, 1 << 20, len(data))
-            end = data.find(b"\n")
-        else:
-            data = source
-            size = len(data)
-            end = data.find(b"\n")
+    def __init__(self, path, data):
+        end = data.find(b"\n")
         if end < 0:
             raise CacheError("no header line")
         try:
             header = json.loads(data[:end])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CacheError("the header is not JSON") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise CacheError("not an epfinder cache")
@@ -136,9 +132,12 @@ class DirCache:
         groups = header.get("groups")
         signature = header.get("signature")
         shadowed = header.get("shadowed")
-        body = size - end - 1
+        invalid = header.get("invalid")
+        watched = header.get("watched")
+        body = len(data) - end - 1
         if (
             type(count) is not int
+            or type(watched) is not int
             or not isinstance(tables, dict)
             or not isinstance(groups, dict)
             or set(tables) != set(_TABLES)
@@ -146,6 +145,7 @@ class DirCache:
             or not all(_valid_span(s, body) for s in groups.values())
             or not _is_int_list(signature, 4)
             or not _is_int_list(shadowed)
+            or not _is_int_list(invalid)
         ):
             raise CacheError("malformed header")
         self.path = path
@@ -153,35 +153,28 @@ class DirCache:
         self.count = count
         self.groups = groups
         self.shadowed = frozenset(shadowed)
+        self.invalid = invalid
+        self.watched = watched
         self.fast = header.get("fast") is True
         self.trusted = True
-        if isinstance(source, int):
-            self._data = None
-            self._fd = source
-        else:
-            self._data = data
+        # Names this version of the file: a side file computed from it records this number.
+        self.generation = zlib.crc32(data[:end])
+        self._data = data
         self._body = end + 1
         self._tables = tables
         self._parsed = {}
         self._dist_eps = None
         self._normset = None
-
-    def __del__(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._watch = None
 
     def _decode(self, span, what, valid):
         start = self._body + span[0]
-        if self._fd is not None:
-            line = os.pread(self._fd, span[1], start)
-        else:
-            line = self._data[start : start + span[1]]
+        line = self._data[start : start + span[1]]
         if zlib.crc32(line) != span[2]:
             raise CacheError(f"checksum mismatch in {what}")
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CacheError(f"{what} is not JSON") from None
         if not valid(value, self.count):
             raise CacheError(f"{what} has the wrong shape")
@@ -269,21 +262,57 @@ class DirCache:
             self._dist_eps = by_dist
         return self._dist_eps.get(i, ())
 
+    def _stamps_unchanged(self, i, files, digest):
+        entry = os.path.join(self.path, self.entry(i))
+        current = []
+        for name in files:
+            path = entry if name in (".", "") else os.path.join(entry, name)
+            try:
+                current.append([name, _scan.stamp(os.stat(path))])
+            except OSError:
+                current.append([name, None])
+        return stamps_digest(current) == digest
+
     def stamps_match(self):
         """strict mode: every metadata file the record was read from is unchanged."""
         stamps = self._table("stamps", _valid_stamps)
-        for i, (files, digest) in enumerate(zip(stamps["files"], stamps["digest"])):
-            entry = os.path.join(self.path, self.entry(i))
-            current = []
-            for name in files:
-                path = entry if name in (".", "") else os.path.join(entry, name)
-                try:
-                    current.append([name, _scan.stamp(os.stat(path))])
-                except OSError:
-                    current.append([name, None])
-            if stamps_digest(current) != digest:
+        return all(self._stamps_unchanged(i, files, digest)
+                   for i, (files, digest) in enumerate(zip(stamps["files"], stamps["digest"])))
+
+    def _watch_table(self):
+        if self._watch is None:
+            self._watch = {i: (files, digest) for i, files, digest in self._table("watch", _valid_watch)}
+        return self._watch
+
+    def watched_match(self):
+        """auto mode: every watched entry (see _scan.read_distribution) is as it was scanned."""
+        if not self.watched:
+            return True
+        return all(self._stamps_unchanged(i, files, digest) for i, (files, digest) in self._watch_table().items())
+
+    def current(self, mode, index=None):
+        """Whether this cache still describes its directory, as the mode checks it.
+
+        With ``index``, only what that one distribution's answers depend on: the directory's
+        listing and, when watched (or in strict mode), its own files. Costs one stat of the
+        directory, plus one per file checked.
+        """
+        if mode in ("trust", "only"):
+            return True
+        try:
+            if _scan.dir_signature(os.stat(self.path)) != self.signature:
                 return False
-        return True
+        except OSError:
+            return False
+        if index is None:
+            return self.stamps_match() if mode == "strict" else self.watched_match()
+        if mode == "strict":
+            stamps = self._table("stamps", _valid_stamps)
+            return self._stamps_unchanged(index, stamps["files"][index], stamps["digest"][index])
+        if not self.watched:
+            return True
+        watched = self._watch_table().get(index)
+        return watched is None or self._stamps_unchanged(index, *watched)
 
 
 _STR = {str}
@@ -322,6 +351,14 @@ def _valid_stamps(value, count):
         and type(value.get("digest")) is list
         and len(value["files"]) == len(value["digest"]) == count
         and _types(value["digest"], {int})
+    )
+
+
+def _valid_watch(value, count):
+    return type(value) is list and all(
+        type(w) is list and len(w) == 3 and type(w[0]) is int and 0 <= w[0] < count
+        and type(w[1]) is list and _types(w[1], _STR) and type(w[2]) is int
+        for w in value
     )
 
 
@@ -440,21 +477,49 @@ def trusted_file(st, dir_uid):
     return not st.st_mode & 0o002 and st.st_uid in (0, os.getuid(), dir_uid)
 
 
+def read_trusted(file, dir_uid):
+    """The bytes of ``file``, or None when it is absent, not a regular file, or not trusted.
+
+    Opened without following a symlink and without blocking (a FIFO planted where a cache belongs
+    must not hang the interpreter), checked on the descriptor, read whole, and closed.
+    """
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not trusted_file(st, dir_uid) or st.st_size > MAX_SIZE:
+            return None
+        chunks = []
+        size = 0
+        while size <= st.st_size:  # one more read than the size, which sees the end
+            chunk = os.read(fd, max(st.st_size - size, 0) + 1)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks) if size <= MAX_SIZE else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def load(path, dir_uid=None):
     """The cache recorded for ``path``, or None when there is none that parses and may be trusted."""
     for file in candidate_files(path):
-        try:
-            fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
+        if dir_uid is None:
+            try:
+                dir_uid = os.stat(path).st_uid
+            except OSError:
+                return None
+        data = read_trusted(file, dir_uid)
+        if data is None:
             continue
         try:
-            if dir_uid is None:
-                dir_uid = os.stat(path).st_uid
-            if not trusted_file(os.fstat(fd), dir_uid):
-                raise CacheError(f"{file} is writable by others or owned by another user")
-            return DirCache(path, fd)
-        except (CacheError, OSError):
-            os.close(fd)
+            return DirCache(path, data)
+        except CacheError:
             continue
     return None
 
@@ -527,42 +592,13 @@ def _older_than(reference_ns, signature, records):
     return True
 
 
-def settle_ns():
-    """How long a metadata entry must be left alone before a scan of it is written down.
-
-    EPFINDER_SETTLE, in seconds (default 3): raise it on a network filesystem whose server clock
-    drifts from this machine's; 0 trusts any completed scan at once (the test suite's setting).
-    """
-    if not sys.flags.ignore_environment:
-        try:
-            return max(0, int(float(os.environ.get("EPFINDER_SETTLE", "")) * 1e9))
-        except ValueError:
-            pass
-    return WALL_CLOCK_MARGIN_NS
-
-
-def _entries_settled(limit_ns, records):
-    """Whether every metadata entry read is older than ``limit_ns`` (wall clock minus a margin).
-
-    An installer creates a ``*.dist-info`` folder (which changes the directory) and then writes
-    its files one by one (which does not). A scan between the two sees a half-written
-    distribution, and the directory's signature would never tell; so a scan is trusted only once
-    every entry it read has been left alone for a few seconds. ``"."``, the entry's own stamp,
-    moves with each file added to a folder, and its ctime with a rename into place.
-    """
-    for record in records:
-        for name, st in record["stamps"]:
-            if name == "." and st is not None and (st[3] >= limit_ns or st[4] >= limit_ns):
-                return False
-    return True
-
-
 def discard(path):
     """Remove the cache files of ``path`` (side files included); returns the ones removed."""
     from ._packages import side_files
 
     removed = []
-    for file in [*candidate_files(path), *side_files(path)]:
+    old = [os.path.join(path, SUBDIR, name) for name in OLD_FILENAMES]
+    for file in [*candidate_files(path), *side_files(path), *old]:
         try:
             os.unlink(file)
             removed.append(file)
@@ -578,15 +614,14 @@ def build(path, write=True):
     directory changed during the scan or too recently to tell a later change apart (then nothing
     is written either). Raises OSError when the directory cannot be listed.
     """
-    settled_before = time.time_ns() - settle_ns()
     target = _Target(path) if write else None
     try:
-        before, after, index, records = _scan.scan(path)
+        install_location = os.path.normcase(os.path.abspath(path)) in site_directories()
+        before, after, index, records = _scan.scan(path, install_location)
         reference_ns = target.reference_ns if target else time.time_ns() - WALL_CLOCK_MARGIN_NS
         data = encode(path, before, index, records)
         cache = DirCache(path, data)
-        cache.trusted = (before == after and _older_than(reference_ns, before, records)
-                         and _entries_settled(settled_before, records))
+        cache.trusted = before == after and _older_than(reference_ns, before, records)
         if cache.trusted and target is not None and target.fd is not None:
             try:
                 target.commit(data)

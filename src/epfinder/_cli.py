@@ -274,6 +274,7 @@ def _cmd_install(args):
     was = config.get("enabled") == "1" and config.get("mode", _boot.DEFAULT_MODE) == args.mode
     config.update(enabled="1", mode=args.mode)
     _write_config(target, config)
+    _write_start_file(target)
     _sync_record(target)
     _say(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
     env = _report.environment()
@@ -298,6 +299,18 @@ def _program_site_dirs(args):
     return list(dict.fromkeys(ordered + dirs))
 
 
+# PEP 829: from 3.18, site runs no .pth import line, only .start entries. On 3.15 to 3.17 a .start
+# file would make every start import pkgutil and re, and disable the .pth line that works there,
+# so it is written only where it is the one way in (docs/startup.md).
+START_FILE = "epfinder.start"
+
+
+def _write_start_file(target):
+    if sys.version_info >= (3, 18):
+        with open(os.path.join(target, START_FILE), "w", encoding="utf-8") as f:
+            f.write("# written by python -m epfinder install (PEP 829); see docs/startup.md\n_epfinder_boot:boot\n")
+
+
 def _cmd_uninstall(args):
     env = _target(args)
     target = env["site_dir"]
@@ -317,8 +330,10 @@ def _cmd_uninstall(args):
         removed.append(path)
 
     # Its own site directory: the config first, so that no start after this one enables anything.
-    for name in (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, _startup_costs.FILENAME):
+    for name in (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, *_boot.OLD_STARTUP_TABLES, _startup_costs.FILENAME):
         unlink(os.path.join(folder, name))
+    if sys.version_info >= (3, 18):
+        unlink(os.path.join(target, START_FILE))
     own = [target] + [d for d in _report.site_dirs() if _inside(d, sys.prefix) and not _same(d, target)]
     others = dict.fromkeys(p for p in _report.site_dirs() + list(args.sys_path)
                            if type(p) is str and os.path.isabs(p) and os.path.isdir(p))
@@ -326,7 +341,8 @@ def _cmd_uninstall(args):
         sub = os.path.join(path, _cache.SUBDIR)
         if not os.path.isdir(sub):
             continue
-        for file in [_cache.in_directory_file(path)] + _side_files_in(sub):
+        old = [os.path.join(sub, name) for name in _cache.OLD_FILENAMES]
+        for file in [_cache.in_directory_file(path), *old] + _side_files_in(sub):
             unlink(file)
         for leftover in os.listdir(sub):
             if leftover.startswith(".tmp-"):

@@ -63,14 +63,23 @@ def _side_file_names():
         return []
 
 
+# The PEP 829 start file that `install` writes on 3.18+: left behind, it would make every start
+# try to import a module that is gone.
+START_FILE = "epfinder.start"
+
+
 def owned(site_dir):
-    """RECORD paths for what epfinder keeps, or may keep, in ``site_dir/.epfinder-cache/``."""
+    """RECORD paths for what epfinder keeps, or may keep, in ``site_dir/.epfinder-cache/``, and the
+    start file when install wrote one."""
     names = set(FIXED) | set(_side_file_names())
     try:
         names.update(f for f in os.listdir(os.path.join(site_dir, _cache.SUBDIR)) if not f.startswith(".tmp-"))
     except OSError:
         pass
-    return sorted(f"{_cache.SUBDIR}/{name}" for name in names if "," not in name and '"' not in name)
+    paths = sorted(f"{_cache.SUBDIR}/{name}" for name in names if "," not in name and '"' not in name)
+    if os.path.exists(os.path.join(site_dir, START_FILE)):
+        paths.append(START_FILE)
+    return paths
 
 
 def _rewrite(record, keep, extra):
@@ -104,4 +113,4 @@ def remove(site_dir):
     if record is None:
         return False
     prefix = _cache.SUBDIR + "/"
-    return _rewrite(record, lambda line: not line.startswith(prefix), [])
+    return _rewrite(record, lambda line: not line.startswith(prefix) and line != f"{START_FILE},,", [])

@@ -233,7 +233,7 @@ def entry_status(path, env):
                 info["message"] += (f"rescanned at each query, until someone who can write {os.path.dirname(file)} "
                                     "runs python -m epfinder refresh")
             elif _can_write(path):
-                info["message"] += "rescanned at the next query, and the cache rewritten once the directory has settled"
+                info["message"] += "rescanned at the next query, and the cache rewritten"
             else:
                 info["message"] += "rescanned at each query (nowhere this user can write a new cache)"
         return info
@@ -256,7 +256,7 @@ def entry_status(path, env):
     elif state == "unwritable" or not _can_write(path):
         info["message"] = f"{reason}: scanned at each query"
     else:
-        info["message"] = f"{reason}: scanned at the next query, and cached once the directory has settled"
+        info["message"] = f"{reason}: scanned at the next query, and cached"
     return info
 
 
@@ -284,7 +284,7 @@ def plan(env):
     signatures, tables = {}, {}
     for path in dirs:
         try:
-            entry, _settled = _startup_table.scan(path)
+            entry, _undisturbed = _startup_table.scan(path)
         except OSError:
             continue
         signatures[path], tables[path] = entry[0], entry
