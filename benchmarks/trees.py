@@ -6,7 +6,8 @@ import shutil
 import tarfile
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "site-packages-real274.tar.gz"
+# The test corpus (tests/data/README.md): 274 real distributions' metadata.
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "site-packages-real274.tar.gz"
 
 
 def corpus_tree(dest):
@@ -66,7 +67,7 @@ def build_wheel(dest):
     shutil.rmtree(dest, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest),
                     str(Path(__file__).resolve().parents[1])], check=True)
-    (wheel,) = dest.glob("epfinder-*.whl")
+    (wheel,) = dest.glob("importlib_metadata_cache-*.whl")
     return wheel
 
 

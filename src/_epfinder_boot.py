@@ -1,7 +1,8 @@
 """epfinder's start-up half: runs at every interpreter start, so it is tiny, stdlib-only and never raises.
 
-It sits at the top of site-packages beside epfinder.pth (Python <= 3.14), whose one line imports it
-when the environment is enabled, and epfinder.start (PEP 829, Python 3.15+). It imports nothing but
+It sits at the top of site-packages beside epfinder.pth, whose one line imports it when the
+environment is enabled (Python 3.10 to 3.17), and, from 3.18, where site ignores such lines,
+beside the epfinder.start (PEP 829) that `python -m epfinder install` writes there. It imports nothing but
 ``sys`` and ``os``, both loaded by then. The real work lives in the ``epfinder`` package: the finder
 is imported on the first metadata query, when ``importlib.metadata`` is being imported anyway, and
 the startup-hook runner only when the environment's hook table lists hooks.
@@ -38,7 +39,8 @@ def open_trusted(file, owner=None):
         st = os.fstat(fd)
         uid = st.st_uid
         if st.st_mode & 0o170022 != 0o100000:
-            raise PermissionError(1, "not a regular file writable by its owner alone", file)
+            raise PermissionError(1, "writable by group or others" if st.st_mode & 0o170000 == 0o100000
+                                  else "not a regular file", file)
         if uid and uid != os.getuid() and (owner is None or uid != (
                 owner if type(owner) is int else os.stat(owner).st_uid)):
             raise PermissionError(1, f"owned by uid {uid}, not root, this user or the directory's owner", file)
@@ -86,8 +88,7 @@ site_dir = None
 
 
 def boot(sitedir=None):
-    # Called by epfinder.pth (Python <= 3.14) with its site directory, and by epfinder.start
-    # (3.15+) without. Inert unless `python -m epfinder install` enabled that site directory.
+    # Called by epfinder.pth with its site directory, and by epfinder.start (3.18+) without. Inert unless `python -m epfinder install` enabled that site directory.
     # Never raises, and prints at most one line for epfinder itself.
     global site_dir
     try:
@@ -228,8 +229,9 @@ def disable():
 # epfinder._startup_table, imported only then.
 
 STARTUP_GROUP = "epfinder.startup"
-STARTUP_TABLE = "startup-v1.tsv"  # in CONFIG_DIR of the site directory epfinder is enabled in
-TABLE_HEADER = "epfinder-startup\t1"
+STARTUP_TABLE = "startup-v2.tsv"  # in CONFIG_DIR of the site directory epfinder is enabled in
+OLD_STARTUP_TABLES = ("startup-v1.tsv",)  # removed by uninstall; never read
+TABLE_HEADER = "epfinder-startup\t2"
 DEFAULT_PRIORITY = 500
 OFF = ("0", "off", "no", "false")
 
@@ -260,9 +262,10 @@ def startup_site_dirs():
 
 
 def read_startup_table(file, owner=None):
-    # {site dir: [signature, names, hooks, problems]} from the hook table, or None when there is
-    # none that can be trusted (see docs/startup-hooks.md for the format and the trust rules):
-    # ``owner``, a uid or a path, is trusted besides root and this user, as in open_trusted().
+    # {site dir: [signature, names, hooks, problems, watched]} from the hook table, or None when
+    # there is none that can be trusted (see docs/startup-hooks.md for the format and the trust
+    # rules): ``owner``, a uid or a path, is trusted besides root and this user, as in
+    # open_trusted(). ``watched`` holds [path, stamp] of the files of entries that may change in place.
     try:
         lines = read_trusted(file, owner, 64 << 20).decode("utf-8").split("\n")
         if lines[0] != TABLE_HEADER or lines[-2:] != ["end", ""]:
@@ -276,9 +279,11 @@ def read_startup_table(file, owner=None):
             fields = line.split("\t")
             kind = fields[0]
             if kind == "dir" and len(fields) == 6:
-                entry = tables[fields[1]] = [[int(x) for x in fields[2:]], "", [], []]
+                entry = tables[fields[1]] = [[int(x) for x in fields[2:]], "", [], [], []]
             elif entry is None:
                 return None
+            elif kind == "watch" and len(fields) == 7:
+                entry[4].append([fields[1], [int(x) for x in fields[2:]]])
             elif kind == "hook" and len(fields) == 6:
                 entry[2].append(fields[1:])
             elif kind == "bad" and len(fields) == 4:
@@ -307,8 +312,22 @@ def check_startup_tables(dirs):
         if path == site_dir:
             owner = st.st_uid
     tables = read_startup_table(file, owner) or {}
-    stale = [p for p in signatures if signatures[p] is None or tables.get(p, (None,))[0] != signatures[p]]
+    stale = [p for p in signatures if signatures[p] is None or p not in tables
+             or tables[p][0] != signatures[p] or not _unchanged(p, tables[p][4])]
     return signatures, tables, stale
+
+
+def _unchanged(path, watched):
+    # The entries of a site directory that may change without its listing changing (see
+    # epfinder._freshness): none in a directory that only pip, uv or installer write to.
+    for name, stamp in watched:
+        try:
+            st = os.stat(os.path.join(path, name))
+        except OSError:
+            return False
+        if [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] != stamp:
+            return False
+    return True
 
 
 def normalize(name):
@@ -368,14 +387,15 @@ def startup_plan(config, skip="", dirs=None, checked=None):
     for i, path in enumerate(dirs):
         if path not in signatures or path not in tables:
             continue
-        _signature, names, found, bad = tables[path]
+        _signature, names, found, bad, _watched = tables[path]
         for dist, name, value, dist_name, version in found:
             if dist in seen:
                 continue  # shadowed by a distribution of that name earlier on sys.path
             priority, label = parse_hook_name(name)
             hook_id = f"{dist}:{label}"
             override = config.get("startup.priority." + hook_id, "")
-            source = "config" if override.isdigit() and int(override) <= 999 else "name" if priority is not None else "default"
+            # ASCII digits only: str.isdigit() also accepts "²" (which int() rejects) and "٣".
+            source = "config" if override.isascii() and override.isdigit() and int(override) <= 999 else "name" if priority is not None else "default"
             why = ("disabled (python -m epfinder startup enable ID)" if _matches(hook_id, disabled)
                    else "skipped by EPFINDER_STARTUP_SKIP" if _matches(hook_id, skipped) else "")
             hooks.append({
@@ -433,8 +453,9 @@ def startup_off(config):
         return "EPFINDER_MODE=off"
     if config.get("mode") == "off" and not environ.get("EPFINDER_MODE"):
         return "mode = off in the config"
-    if environ.get("EPFINDER_STARTUP", "").strip().lower() in OFF:
-        return "EPFINDER_STARTUP=0"
+    value = environ.get("EPFINDER_STARTUP", "")
+    if value.strip().lower() in OFF:
+        return f"EPFINDER_STARTUP={value}"
     return ""
 
 
@@ -489,6 +510,7 @@ def run_startup(config):
     if trace:
         _say(f"startup: {len(hooks)} hook(s) found in {(clock() - started) / 1e6:.2f} ms")
     ran = failed = 0
+    measured = []  # (id, import ns, call ns, outcome), kept for `startup list` when tracing
     for hook in hooks:
         hook_id = hook["id"]
         if not hook["enabled"]:
@@ -507,6 +529,8 @@ def run_startup(config):
             target()
         except BaseException as exc:
             failed += 1
+            t2 = clock() if trace else 0
+            outcome = "failed" if stage == "failed" else "vetoed" if stage.startswith("was") else "not_loaded"
             try:
                 if isinstance(exc, SystemExit):
                     stage += f": sys.exit({exc.code!r}) ignored"
@@ -519,16 +543,26 @@ def run_startup(config):
             _say(f"startup hook {hook_id} ({hook['distribution']} {hook['version'] or '?'}, {hook['value']}) "
                  f"{stage}; skip it with EPFINDER_STARTUP_SKIP={hook_id} or python -m epfinder startup disable {hook_id}")
             if trace:
+                loaded = outcome == "failed"
+                measured.append((hook_id, (t1 if loaded else t2) - t0, t2 - t1 if loaded else 0, outcome))
                 import traceback
 
                 traceback.print_exc()
             continue
         if trace:
+            t2 = clock()
+            measured.append((hook_id, t1 - t0, t2 - t1, "ok"))
             _say(f"startup: {hook_id} ({hook['priority']}, {hook['distribution']} {hook['version']}) "
-                 f"import {(t1 - t0) / 1e6:.2f} ms, call {(clock() - t1) / 1e6:.2f} ms")
+                 f"import {(t1 - t0) / 1e6:.2f} ms, call {(t2 - t1) / 1e6:.2f} ms")
     if trace:
         _say(f"startup: ran {ran} hook(s), {failed} failed, {len(hooks) - ran} skipped, "
              f"{(clock() - started) / 1e6:.2f} ms in all")
+        try:
+            from epfinder import _startup_costs
+
+            _startup_costs.record(site_dir or os.path.dirname(os.path.abspath(__file__)), measured)
+        except Exception:
+            pass  # a measurement that cannot be kept is still on stderr
 
 
 def load_hook(value):

@@ -1,14 +1,25 @@
+import atexit
 import collections
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # The helpers module sits beside the tests.
 sys.path.insert(0, os.path.dirname(__file__))
+
+# Nothing the suite runs may write into the real ~/.cache: per-user caches of epfinder (in this
+# process and in children that inherit the environment), pip's wheel and HTTP caches, uv's.
+# Tests that need their own location still set XDG_CACHE_HOME themselves.
+_CACHE_HOME = tempfile.mkdtemp(prefix="epfinder-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+os.environ["PIP_CACHE_DIR"] = os.path.join(_CACHE_HOME, "pip")
+os.environ["UV_CACHE_DIR"] = os.path.join(_CACHE_HOME, "uv")
+atexit.register(shutil.rmtree, _CACHE_HOME, ignore_errors=True)
 
 from helpers import make_venv, pip, run  # noqa: E402
 
@@ -25,7 +36,7 @@ def epfinder_wheel(tmp_path_factory):
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
         check=True, timeout=600, capture_output=True,
     )
-    (wheel,) = out.glob("epfinder-*.whl")
+    (wheel,) = out.glob("importlib_metadata_cache-*.whl")
     return wheel
 
 

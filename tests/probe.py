@@ -14,6 +14,7 @@ differential test compares behaviour, not only return values.
 """
 
 import json
+import re
 import sys
 import warnings
 
@@ -60,8 +61,9 @@ def record(fn):
 
 
 def dist_id(dist):
-    return [type(dist).__mro__[1].__name__ if "Cached" in type(dist).__name__ else type(dist).__name__,
-            str(getattr(dist, "_path", None))]
+    # What a caller can print or log: the type's name and the repr (without the address).
+    return [f"{type(dist).__module__}.{type(dist).__qualname__}",
+            re.sub(r" at 0x[0-9a-fA-F]+", "", repr(dist)), str(getattr(dist, "_path", None))]
 
 
 def describe_dist(dist):

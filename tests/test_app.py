@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+import epfinder
 from helpers import EPFINDER_ROOT, child_env, dist_info, unpack_corpus, write_tree
 from test_differential import EPS, opt_in, zip_and_egg_entries
 
@@ -131,3 +132,16 @@ def test_version_attribute_does_not_import_importlib_metadata(attr):
     import epfinder
 
     assert isinstance(getattr(epfinder, attr), str)
+
+
+@pytest.mark.parametrize("name", ["", None, 3])
+def test_version_of_a_bad_name_raises_as_importlib_metadata_does(name):
+    import importlib.metadata as md
+
+    def outcome(fn):
+        try:
+            return ["ok", fn(name)]
+        except Exception as exc:
+            return [type(exc).__name__, str(exc)]
+
+    assert outcome(epfinder.version) == outcome(md.version)

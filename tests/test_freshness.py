@@ -4,6 +4,7 @@ next interpreter; a directory changed within one timestamp tick of its scan is n
 import importlib
 import importlib.metadata as md
 import os
+import sys
 import time
 
 import pytest
@@ -17,7 +18,6 @@ from helpers import dist_info, write_tree
 def served(tmp_path, monkeypatch):
     """epfinder on in this process, with a private per-user cache; off again afterwards."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EPFINDER_SETTLE", "0")  # see helpers.child_env; the settle rule's own test undoes it
     epfinder.enable("auto")
     yield
     epfinder.disable()
@@ -122,9 +122,9 @@ def test_directory_changed_during_the_scan_is_not_trusted(tmp_path, served, monk
     time.sleep(0.01)
     real_read = _scan.read_distribution
 
-    def racing_reader(root, child):
+    def racing_reader(*args):
         add(site, "intruder")  # a writer racing the reader
-        return real_read(root, child)
+        return real_read(*args)
 
     monkeypatch.setattr(_scan, "read_distribution", racing_reader)
     names(site)
@@ -173,14 +173,50 @@ def test_strict_mode_sees_an_in_place_edit(tmp_path, served):
     assert eps(site) == ["alpha", "extra"]
 
 
-def test_auto_mode_trusts_the_directory_listing(tmp_path, served):
-    """The documented limit of auto: an in-place edit inside a dist-info is not looked for."""
+@pytest.fixture
+def install_location(monkeypatch):
+    """Make the directories given count as site directories (install locations) in this process."""
+    def make(*paths):
+        monkeypatch.setattr(_cache, "_site_dirs", {os.path.normcase(os.path.abspath(p)) for p in paths})
+    return make
+
+
+def test_auto_mode_sees_an_in_place_edit_outside_install_locations(tmp_path, served):
+    # A source tree or PYTHONPATH entry: setuptools rewrites its *.egg-info in place at every
+    # `pip install -e .`, and people edit files there. Every entry is watched.
     site = site_with(tmp_path, "alpha")
     time.sleep(0.01)
     assert eps(site) == ["alpha"]
     with open(site / "alpha-1.0.dist-info" / "entry_points.txt", "a") as f:
         f.write("extra = alpha:extra\n")
+    assert eps(site) == ["alpha", "extra"]
+
+
+def test_auto_mode_watches_unsealed_entries_of_an_install_location(tmp_path, served, install_location):
+    site = site_with(tmp_path, "alpha", "beta")
+    os.unlink(site / "beta-1.0.dist-info" / "RECORD")  # as Debian ships them
+    install_location(site)
+    time.sleep(0.01)
+    assert eps(site) == ["alpha", "beta"]
+    cache = served_state(site)
+    assert cache is not None and cache.watched == 1, "only the dist-info without RECORD is watched"
+    with open(site / "beta-1.0.dist-info" / "entry_points.txt", "a") as f:
+        f.write("more = beta:more\n")
+    assert eps(site) == ["alpha", "beta", "more"]
+
+
+def test_auto_mode_trusts_a_sealed_dist_info_in_an_install_location(tmp_path, served, install_location):
+    """The documented limit of auto: an installer replaces a *.dist-info with RECORD as a whole,
+    so an edit inside one in a site directory is not looked for (strict mode looks)."""
+    site = site_with(tmp_path, "alpha")
+    install_location(site)
+    time.sleep(0.01)
     assert eps(site) == ["alpha"]
+    with open(site / "alpha-1.0.dist-info" / "entry_points.txt", "a") as f:
+        f.write("extra = alpha:extra\n")
+    assert eps(site) == ["alpha"]
+    epfinder.enable("strict")
+    assert eps(site) == ["alpha", "extra"]
 
 
 def test_trust_mode_finds_a_name_installed_since(tmp_path, served):
@@ -218,7 +254,7 @@ def test_off_is_plain(tmp_path, served):
 @pytest.mark.parametrize("kind", ["random bytes", "no newline, large", "a directory", "wrong path",
                                   "newer version", "truncated", "JSON of the wrong shape",
                                   "wrong shape inside", "a symlink to another directory's cache",
-                                  "a dangling symlink", "empty"])
+                                  "a dangling symlink", "empty", "deeply nested header", "a FIFO"])
 def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
     site = site_with(tmp_path, "alpha", "beta")
     time.sleep(0.01)
@@ -250,37 +286,58 @@ def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
         os.symlink(tmp_path / "nowhere", file)
     elif kind == "empty":
         open(file, "wb").close()
+    elif kind == "deeply nested header":
+        open(file, "wb").write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    elif kind == "a FIFO":  # opening one for reading would block until a writer comes
+        os.mkfifo(file)
     else:
         open(file, "wb").write(good[: len(good) - 40])
     _finder.invalidate()
     assert names(site) == ["alpha", "beta"]
     assert eps(site) == ["alpha", "beta"]
     assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]
+    # The application API answers the same, and the bad file is replaced by a good one.
+    sys.path.insert(0, str(site))
+    try:
+        assert sorted(ep.name for ep in epfinder.entry_points(group="g")) == ["alpha", "beta"]
+        assert epfinder.version("beta") == "1.0"
+    finally:
+        sys.path.remove(str(site))
+    if kind not in ("a directory", "a FIFO", "a symlink to another directory's cache"):
+        assert _cache.load(str(site)) is not None, "repaired"
 
 
-def test_a_distribution_still_being_written_is_not_cached(tmp_path, served, monkeypatch):
+def test_a_distribution_still_being_written_is_seen_once_finished(tmp_path, served, install_location):
     # An installer creates beta-1.0.dist-info/ (which changes the site directory), then writes
-    # its files one by one (which does not). A query in between sees a half-written distribution;
-    # its scan must not be written down, or the finished install would never be seen.
-    monkeypatch.delenv("EPFINDER_SETTLE")
+    # its files one by one, RECORD last (none of which changes the site directory), however long
+    # it pauses in between. A query in between sees a half-written distribution; the finished
+    # install must be seen by the next query, in this process and in the next.
     site = site_with(tmp_path, "alpha")
-    time.sleep(_cache.settle_ns() / 1e9 + 0.2)
+    install_location(site)
+    time.sleep(0.01)
     assert eps(site) == ["alpha"]
-    assert os.path.exists(_cache.in_directory_file(str(site))), "a settled directory is cached"
     folder = site / "beta-1.0.dist-info"
     folder.mkdir()
     (folder / "METADATA").write_text("Metadata-Version: 2.1\nName: beta\nVersion: 1.0\n")
     time.sleep(0.05)  # a later clock tick than the directory's change, even on coarse filesystems
     assert eps(site) == ["alpha"]
+    assert served_state(site) is not None and served_state(site).watched == 1
+    assert os.path.exists(_cache.in_directory_file(str(site))), "cached, with the entry watched"
+    time.sleep(0.05)
     (folder / "entry_points.txt").write_text("[g]\nbeta = beta:main\n")
+    assert eps(site) == ["alpha", "beta"]
+    (folder / "RECORD").write_text("beta-1.0.dist-info/METADATA,,\n")
     importlib.invalidate_caches()  # a new process: only the file on disk carries over
     assert eps(site) == ["alpha", "beta"]
+    time.sleep(0.05)
+    assert eps(site) == ["alpha", "beta"]
+    assert served_state(site).watched == 0, "sealed once RECORD is there"
 
 
 def forge(site, tmp_path):
     """A well-formed cache for ``site`` that lists a distribution it does not hold."""
     decoy = site_with(tmp_path / "decoy", "alpha", "beta", "ghost")
-    _before, _after, index, records = _scan.scan(str(decoy))
+    _before, _after, index, records = _scan.scan(str(decoy), install_location=True)
     signature = _scan.dir_signature(os.stat(site))
     return _cache.encode(str(site), signature, index, records)
 

@@ -74,3 +74,68 @@ def test_unknown_mode_is_a_clear_error(mode):
         epfinder.enable(mode or "none")
     assert isinstance(info.value, ValueError)
     assert epfinder.current_mode() is None
+
+
+# --- what a caller sees: exceptions, reprs, descriptors ---------------------------------------------
+
+SEEN = """
+import importlib.metadata as md, json, os, re, sys, tempfile
+root = tempfile.mkdtemp()
+site = os.path.join(root, "site")
+os.makedirs(os.path.join(site, ".epfinder-cache"))
+for name, eps in (("good", "[g]\\nx = good:x\\n"), ("broken", "[g]\\nno equals sign\\n")):
+    os.makedirs(os.path.join(site, f"{name}-1.0.dist-info"))
+    with open(os.path.join(site, f"{name}-1.0.dist-info", "METADATA"), "w") as f:
+        f.write(f"Metadata-Version: 2.1\\nName: {name}\\nVersion: 1.0\\n")
+    with open(os.path.join(site, f"{name}-1.0.dist-info", "entry_points.txt"), "w") as f:
+        f.write(eps)
+sys.path.insert(0, site)
+if sys.argv[1] == "on":
+    import epfinder
+    epfinder.enable("auto")
+fds = sorted(os.listdir("/proc/self/fd"))
+out = {}
+for attempt in ("cold", "warm"):
+    try:
+        md.entry_points(group="g")
+        out[attempt] = "no exception"
+    except Exception as exc:
+        out[attempt] = [type(exc).__name__, exc.__context__ is None, exc.__cause__ is None,
+                        exc.__suppress_context__]
+dist = md.distribution("good")
+out["repr"] = re.sub(r"0x[0-9a-f]+", "ADDR", repr(dist))
+out["type"] = [type(dist).__module__, type(dist).__qualname__, type(dist).__name__]
+out["descriptors"] = sorted(os.listdir("/proc/self/fd")) == fds
+print(json.dumps(out))
+"""
+
+
+def test_a_caller_sees_what_it_sees_without_epfinder():
+    # The plain exception, nothing chained to it; the plain class name and repr; no descriptor
+    # left open by a query.
+    on, off = child(SEEN, "on"), child(SEEN, "off")
+    assert on == off
+    assert on["repr"].startswith("<importlib.metadata.PathDistribution object at ADDR>")
+    assert on["descriptors"] is True
+
+
+VERSION = """
+import importlib.metadata as md, json, os, sys, tempfile
+site = tempfile.mkdtemp()
+os.makedirs(os.path.join(site, "good-1.0.dist-info"))
+with open(os.path.join(site, "good-1.0.dist-info", "METADATA"), "w") as f:
+    f.write("Metadata-Version: 2.1\\nName: good\\nVersion: 1.0\\n")
+sys.path.insert(0, site)
+import epfinder
+epfinder.enable("auto")
+answers = [md.version("good"), md.distribution("good").version]
+print(json.dumps([answers, "email.feedparser" in sys.modules]))
+"""
+
+
+def test_version_and_distribution_parse_no_metadata_file():
+    # CPython 3.15's Distribution.from_name reads `metadata` to prefer distributions that have
+    # one (_prefer_valid); a cached distribution whose name is known needs no such read.
+    answers, parsed = child(VERSION)
+    assert answers == ["1.0", "1.0"]
+    assert parsed is False

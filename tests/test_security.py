@@ -212,7 +212,7 @@ def test_open_dir_refuses_symlinks_and_other_users_folders(tmp_path, other_user)
 @pytest.mark.parametrize("umask", ["000", "002"])
 def test_1_install_makes_0755_and_0644_whatever_the_umask(venv, tmp_path, umask):
     python, site, _ = venv
-    env = clean_env(tmp_path, EPFINDER_SETTLE="0")
+    env = clean_env(tmp_path)
     for command in ("-m epfinder install", "-m epfinder startup disable some:hook",
                     "-c 'import importlib.metadata as md; md.packages_distributions()'"):
         proc = subprocess.run(["sh", "-c", f"umask {umask}; exec {python} {command}"], capture_output=True,
@@ -221,7 +221,7 @@ def test_1_install_makes_0755_and_0644_whatever_the_umask(venv, tmp_path, umask)
     folder = site / ".epfinder-cache"
     modes = {p.name: mode_of(p) for p in folder.iterdir()}
     assert mode_of(folder) == 0o755
-    assert {"config", "startup-v1.tsv", "v1.jsonl"} <= set(modes)
+    assert {"config", boot.STARTUP_TABLE, _cache.FILENAME} <= set(modes)
     assert any(name.startswith("top-level-") for name in modes), "the side file of packages_distributions()"
     assert set(modes.values()) == {0o644}, modes
 
@@ -233,10 +233,13 @@ def test_1_the_per_user_cache_folder_is_0755_whatever_the_umask(venv, tmp_path):
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
     # Every sys.path entry that is not a site directory (the stdlib's) is cached per user.
     subprocess.run(["sh", "-c", f"umask 000; exec {python} -c 'import importlib.metadata as md; "
-                    "list(md.distributions())'"], env=clean_env(tmp_path, EPFINDER_SETTLE="0"), cwd=tmp_path,
+                    "list(md.distributions())'"], env=clean_env(tmp_path), cwd=tmp_path,
                    check=True, timeout=120)
-    folder = tmp_path / "xdg" / "epfinder"
-    assert folder.is_dir() and mode_of(folder) == 0o755
+    # <XDG_CACHE_HOME>/epfinder/<installation>/: the parents epfinder makes are 0700, the folder
+    # itself 0755 like every cache folder.
+    parent = tmp_path / "xdg" / "epfinder"
+    [folder] = parent.iterdir()
+    assert (mode_of(tmp_path / "xdg"), mode_of(parent), mode_of(folder)) == (0o700, 0o700, 0o755)
     assert {mode_of(p) for p in folder.iterdir()} == {0o644}
 
 
@@ -257,16 +260,16 @@ def test_1_what_another_user_plants_in_a_loose_cache_folder_is_ignored(shared_ve
         proc = child([python, *args, "-c", ASK_MODE], tmp_path)
         assert proc.stdout.split() == ["None", "True"], "the config is ignored: epfinder stays off"
     status = child([python, "-m", "epfinder", "status"], tmp_path).stdout
-    assert "ignored: owned by uid" in status and "not enabled" in status
+    assert "is ignored (owned by uid" in status and "not enabled" in status
     # A FIFO as the hook table: every start finishes at once (-I included) and replaces it.
     (folder / "config").unlink()
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
     for args in (["-c", ASK_MODE], ["-I", "-c", ASK_MODE], ["-m", "epfinder", "startup", "list"]):
         folder.chmod(0o777)  # each write tightens it again; loosen it for the next plant
-        as_user(other_user, f"cd {folder} && mkfifo t && mv -f t startup-v1.tsv")
+        as_user(other_user, f"cd {folder} && mkfifo t && mv -f t {boot.STARTUP_TABLE}")
         proc = child([python, *args], tmp_path, timeout=20)
         assert proc.returncode == 0, proc.stderr
-        assert (folder / "startup-v1.tsv").is_file() and mode_of(folder) == 0o755, "rewritten, folder tightened"
+        assert (folder / boot.STARTUP_TABLE).is_file() and mode_of(folder) == 0o755, "rewritten, folder tightened"
     assert child([python, "-c", ASK_MODE], tmp_path).stdout.split() == ["auto", "True"]
     # A FIFO as the config: epfinder stays off, at once.
     folder.chmod(0o777)
@@ -329,14 +332,14 @@ def test_2_each_writer_goes_through_the_helper(tmp_path, monkeypatch, writer):
             _cli._write_config(str(tmp_path), {"enabled": "1"})
             written = folder / "config"
         elif writer == "hook table":
-            assert _startup_table.write(str(folder / boot.STARTUP_TABLE), {})
+            assert _startup_table._Pending(str(folder / boot.STARTUP_TABLE)).commit({})
             written = folder / boot.STARTUP_TABLE
         else:
             monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
             (folder / _cache.FILENAME).write_text("stand-in for the cache file\n")
 
             class State:
-                path, signature, count = str(tmp_path), [1, 2, 3, 4], 0
+                path, generation, count = str(tmp_path), 1, 0
 
             _packages._store(State, "tag", [])
             written = folder / "top-level-tag.json"
@@ -367,7 +370,7 @@ def test_3_a_fifo_as_the_cache_of_a_shared_directory_does_not_hang(venv, tmp_pat
     python, _, _ = venv
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
     work = fifo_dir(shared, other_user)
-    as_user(other_user, f"mkdir {work}/.epfinder-cache && mkfifo {work}/.epfinder-cache/v1.jsonl")
+    as_user(other_user, f"mkdir {work}/.epfinder-cache && mkfifo {work}/.epfinder-cache/v2.jsonl")
     proc = child([python, "-c", QUERY.format(d=str(work))], tmp_path, timeout=15)
     assert proc.stdout.strip() == "['alpha']"
 
@@ -397,7 +400,7 @@ def test_3_a_fifo_as_a_side_file_or_under_status_does_not_hang(venv, tmp_path, s
         import importlib.metadata as md, os, sys
         from epfinder import _packages, _finder
         lib = sys.modules["importlib.metadata"]
-        side = _packages._side_file(os.path.join(sys.argv[1], ".epfinder-cache", "v1.jsonl"), _packages.flavour(md, lib))
+        side = _packages._side_file(os.path.join(sys.argv[1], ".epfinder-cache", "v2.jsonl"), _packages.flavour(md, lib))
         if os.path.exists(side):
             os.unlink(side)
         os.mkfifo(side)
@@ -407,40 +410,53 @@ def test_3_a_fifo_as_a_side_file_or_under_status_does_not_hang(venv, tmp_path, s
     assert proc.stdout.strip() == "True", proc.stderr
     # status reads every cache of sys.path: a FIFO there is reported, not waited on.
     work = fifo_dir(shared, other_user)
-    as_user(other_user, f"mkdir {work}/.epfinder-cache && mkfifo {work}/.epfinder-cache/v1.jsonl")
+    as_user(other_user, f"mkdir {work}/.epfinder-cache && mkfifo {work}/.epfinder-cache/v2.jsonl")
     proc = child([python, "-m", "epfinder", "status"], tmp_path, timeout=20, PYTHONPATH=str(work))
-    assert proc.returncode == 0 and "ignored (not a regular file" in proc.stdout
+    assert proc.returncode == 0 and "its cache is not a regular file, so it is ignored" \
+        in proc.stdout, proc.stdout
 
 
 # --- 4. a symlinked or foreign cache folder ----------------------------------------------------------
 
 
-def planted_link(shared, other_user):
-    """A shared checkout whose .epfinder-cache another user made a symlink to a root-only folder."""
-    work = fifo_dir(shared, other_user)
+def planted_link(shared, other_user, root=None):
+    """A checkout others can write (in ``root``, default ``shared``) whose .epfinder-cache another
+    user made a symlink to a root-only folder."""
+    work = fifo_dir(root or shared, other_user)
     victim = shared / "root-only"
     victim.mkdir(mode=0o700)
-    for name in ("v1.jsonl", "startup-v1.tsv", "top-level-x.json", ".tmp-1", "keep"):
+    for name in (_cache.FILENAME, boot.STARTUP_TABLE, "top-level-x.json", ".tmp-1", "keep"):
         (victim / name).write_text("root's\n")
     as_user(other_user, f"ln -s {victim} {work}/.epfinder-cache")
     return work, victim
 
 
 @pytest.mark.slow
-def test_4_uninstall_deletes_nothing_through_a_symlinked_or_foreign_folder(venv, tmp_path, shared, other_user):
-    python, _, _ = venv
+def test_4_uninstall_deletes_nothing_through_a_symlinked_or_foreign_folder(shared_venv, tmp_path, shared, other_user):
+    python, site = shared_venv
+    prefix = Path(python).parent.parent  # uninstall cleans the entries inside the environment's prefix
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
-    work, victim = planted_link(shared, other_user)
-    foreign = shared / "foreign"
+    work, victim = planted_link(shared, other_user, prefix)
+    foreign = prefix / "foreign"
     write_tree(foreign, dist_info("beta", "1.0"))
     foreign.chmod(0o777)
-    as_user(other_user, f"mkdir {foreign}/.epfinder-cache && echo theirs > {foreign}/.epfinder-cache/v1.jsonl")
+    as_user(other_user, f"mkdir {foreign}/.epfinder-cache && echo theirs > {foreign}/.epfinder-cache/{_cache.FILENAME}")
     before = sorted(os.listdir(victim))
     out = run(python, "-m", "epfinder", "uninstall", tmp_path=tmp_path,
               env=clean_env(tmp_path, PYTHONPATH=f"{work}:{foreign}")).stdout
     assert sorted(os.listdir(victim)) == before
-    assert (foreign / ".epfinder-cache" / "v1.jsonl").exists()
-    assert f"left alone: {work}/.epfinder-cache" in out and f"left alone: {foreign}/.epfinder-cache" in out
+    assert (foreign / ".epfinder-cache" / _cache.FILENAME).exists()
+    assert f"kept {work}/.epfinder-cache/: left alone: not a directory (a symlink?)" in out
+    assert f"kept {foreign}/.epfinder-cache/: left alone: owned by uid {other_user[0]}" in out
+    # The environment's own cache folder, planted as a symlink in a site-packages left writable: an
+    # error, and nothing deleted through it.
+    run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
+    shutil.rmtree(site / ".epfinder-cache")
+    site.chmod(0o777)
+    as_user(other_user, f"ln -s {victim} {site}/.epfinder-cache")
+    proc = run(python, "-m", "epfinder", "uninstall", tmp_path=tmp_path, check=False)
+    assert proc.returncode == 1 and "not a directory (a symlink?)" in proc.stderr, proc.stderr
+    assert sorted(os.listdir(victim)) == before
 
 
 @pytest.mark.slow
@@ -450,8 +466,8 @@ def test_4_no_cache_is_written_through_a_symlinked_or_foreign_folder(venv, tmp_p
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
     work, victim = planted_link(shared, other_user)
     before = {p.name: p.read_text() for p in victim.iterdir()}
-    run(python, "-c", QUERY.format(d=str(work)), tmp_path=tmp_path, env=clean_env(tmp_path, EPFINDER_SETTLE="0"))
-    run(python, "-m", "epfinder", "refresh", str(work), tmp_path=tmp_path, env=clean_env(tmp_path, EPFINDER_SETTLE="0"))
+    run(python, "-c", QUERY.format(d=str(work)), tmp_path=tmp_path, env=clean_env(tmp_path))
+    run(python, "-m", "epfinder", "refresh", str(work), tmp_path=tmp_path, env=clean_env(tmp_path))
     assert {p.name: p.read_text() for p in victim.iterdir()} == before
 
 
@@ -485,7 +501,7 @@ def test_5_isolated_interpreters_read_no_cache_the_environment_points_at(tmp_pat
                                   timeout=60)
         root, answer = isolated.stdout.splitlines()
         assert answer == "[]", "only mode: the planted cache is not read, and nothing is scanned"
-        assert root == os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".cache", "epfinder")
+        assert os.path.dirname(root) == os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".cache", "epfinder")
 
 
 # --- 6 and 7. startup hooks cannot brick an environment; off means off -------------------------------------
@@ -548,11 +564,12 @@ def test_6_7_a_hook_cannot_end_a_start_and_off_runs_no_hook(venv, tmp_path):
     assert start(EPFINDER_MODE="off") == (["1"], [], 0)
     assert start("-I", EPFINDER_MODE="off")[0] == ["later ran", "1"]
     status = child([python, "-m", "epfinder", "status"], tmp_path, EPFINDER_MODE="off").stdout
-    assert "startup hooks: 2 registered, 0 enabled (none runs: EPFINDER_MODE=off)" in status
+    assert "startup hooks: 2 registered; none runs while EPFINDER_MODE=off" in status
+    assert "mode off (from EPFINDER_MODE): importlib.metadata scans as usual, and no startup hook runs" in status
     report = json.loads(child([python, "-m", "epfinder", "status", "--json"], tmp_path, EPFINDER_MODE="off").stdout)
-    assert report["startup hooks"]["off"] == "EPFINDER_MODE=off"
+    assert report["startup_hooks"]["state"] == "all_off"
     listed = json.loads(child([python, "-m", "epfinder", "startup", "list", "--json"], tmp_path, EPFINDER_MODE="off").stdout)
-    assert {h["state"] for h in listed["hooks"]} == {"off (EPFINDER_MODE=off)"}
+    assert {(h["state"], h["message"]) for h in listed["hooks"]} == {("all_off", "does not run while EPFINDER_MODE=off")}
 
 
 def test_6_only_python_m_epfinder_and_the_epfinder_script_count_as_the_command(monkeypatch):
@@ -630,7 +647,7 @@ def base_and_venv(tmp_path, epfinder_wheel):
 @pytest.mark.slow
 def test_8_install_and_uninstall_in_a_system_site_venv_leave_the_base_alone(base_and_venv, tmp_path, epfinder_wheel):
     base_python, base_site, python, site = base_and_venv
-    env = clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1", EPFINDER_SETTLE="0")
+    env = clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1")
     run(base_python, "-m", "epfinder", "install", tmp_path=tmp_path, env=env)
     assert (base_site / ".epfinder-cache" / "config").exists()
     base = snapshot(base_site)
@@ -669,7 +686,7 @@ def test_8_install_and_uninstall_in_a_system_site_venv_leave_the_base_alone(base
 @WAITS_FOR_CACHE
 def test_8_queries_in_a_system_site_venv_write_nothing_into_the_base(base_and_venv, tmp_path, epfinder_wheel):
     base_python, base_site, python, site = base_and_venv
-    env = clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1", EPFINDER_SETTLE="0")
+    env = clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1")
     with zipfile.ZipFile(epfinder_wheel) as zf:
         zf.extractall(site)
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path, env=env)

@@ -76,7 +76,7 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
     assert start(python, tmp_path)[:2] == (["sitecustomize", "main"], [])
 
     run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
-    assert (site / ".epfinder-cache" / "startup-v1.tsv").exists(), "install writes the hook table"
+    assert (site / ".epfinder-cache" / "startup-v2.tsv").exists(), "install writes the hook table"
     out = run(python, "-m", "epfinder", "startup", "disable", "delta-pkg:off", tmp_path=tmp_path,
               env=clean_env(tmp_path, EPFINDER_STARTUP="0")).stdout
     assert out.splitlines()[-1] == "epfinder: disabled delta_pkg:off"
@@ -93,24 +93,26 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
 
     # `startup list` shows the same order, and imports no hook module.
     table = listed(python, tmp_path)
-    assert [(h["id"], h["priority"], h["priority_from"], h["state"]) for h in table["hooks"]] == [
-        ("guard_pkg:audit", 0, "name", "off (EPFINDER_STARTUP=0)"),
-        ("early_pkg:early", 50, "name", "off (EPFINDER_STARTUP=0)"),
-        ("gamma_pkg:missing", 200, "name", "off (EPFINDER_STARTUP=0)"),
-        ("delta_pkg:off", 300, "name", "disabled (python -m epfinder startup enable ID)"),
-        ("alpha_pkg:telemetry", 500, "default", "off (EPFINDER_STARTUP=0)"),
-        ("beta_pkg:boom", 500, "default", "off (EPFINDER_STARTUP=0)"),
-        ("beta_pkg:telemetry", 500, "default", "off (EPFINDER_STARTUP=0)"),
-        ("alpha_pkg:late", 900, "name", "off (EPFINDER_STARTUP=0)"),
-        ("guard_pkg:exit", 990, "name", "off (EPFINDER_STARTUP=0)"),
+    assert [(h["id"], h["priority"], h["priority_source"], h["state"]) for h in table["hooks"]] == [
+        ("guard_pkg:audit", 0, "name", "all_off"),
+        ("early_pkg:early", 50, "name", "all_off"),
+        ("gamma_pkg:missing", 200, "name", "all_off"),
+        ("delta_pkg:off", 300, "name", "disabled"),
+        ("alpha_pkg:telemetry", 500, "default", "all_off"),
+        ("beta_pkg:boom", 500, "default", "all_off"),
+        ("beta_pkg:telemetry", 500, "default", "all_off"),
+        ("alpha_pkg:late", 900, "name", "all_off"),
+        ("guard_pkg:exit", 990, "name", "all_off"),
     ]
+    assert table["hooks"][3]["message"] == "disabled (python -m epfinder startup enable delta_pkg:off)"
     assert {(h["distribution"], h["version"], h["site_dir"]) for h in table["hooks"]} >= {
         ("alpha-pkg", "1.0", str(site))}
     code = ("import sys, epfinder._cli as cli; cli.main(['startup', 'list']); "
             "print(sorted(m for m in sys.modules if m.endswith('_pkg') or m == 'importlib.metadata'))")
     out = run(python, "-c", code, tmp_path=tmp_path, env=clean_env(tmp_path, EPFINDER_STARTUP="0")).stdout
     assert out.splitlines()[-1] == "[]"
-    assert out.splitlines()[:2] == ["sitecustomize", f"startup hooks for {site}: 9"]
+    assert out.splitlines()[:2] == ["sitecustomize",
+                                    f"startup hooks for {site}: 9 registered; none runs while EPFINDER_STARTUP=0"]
 
     # Environment switches, and -I ignoring them.
     assert start(python, tmp_path, EPFINDER_STARTUP="0")[0] == ["sitecustomize", "main"]
@@ -166,7 +168,7 @@ def test_hooks_run_in_order_isolated_and_switchable(venv, tmp_path):
     # Once site-packages has settled, a start writes the new table down, and later starts read it.
     time.sleep(3.5)
     assert start(python, tmp_path)[0] == expected
-    written = (site / ".epfinder-cache" / "startup-v1.tsv").read_text()
+    written = (site / ".epfinder-cache" / "startup-v2.tsv").read_text()
     assert "epsilon_pkg:run" in written and "alpha_pkg" not in written
     assert start(python, tmp_path)[0] == expected
     assert listed(python, tmp_path)["hooks"][1]["id"] == "epsilon_pkg:new"
@@ -191,5 +193,5 @@ def test_start_up_imports_nothing_heavy_with_hooks_registered(venv, tmp_path):
     (site / "unrelated-1.0.dist-info").mkdir()
     after = set(json.loads(run(python, "-c", code, tmp_path=tmp_path).stdout))
     assert after - before == {"_epfinder_boot", "quiet_pkg", "epfinder", "epfinder._startup_table",
-                              "epfinder._entry_points_txt", "epfinder._atomic"}
+                              "epfinder._entry_points_txt", "epfinder._freshness", "epfinder._atomic"}
     assert not after & {"importlib.metadata", "re", "email", "threading"} - before

@@ -3,6 +3,7 @@ shadowed, switched and trusted as docs/startup-hooks.md says."""
 
 import importlib.metadata as md
 import os
+import time
 import shutil
 import sys
 import tempfile
@@ -134,7 +135,6 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setattr(boot, "startup_site_dirs", lambda: [str(d) for d in dirs])
     monkeypatch.setattr(boot, "startup_table_file",
                         lambda: str(dirs[0] / ".epfinder-cache" / boot.STARTUP_TABLE))
-    monkeypatch.setattr(_startup_table, "has_settled", lambda st: True)
     return dirs
 
 
@@ -177,19 +177,23 @@ def test_settings_disable_skip_and_override_priority(env):
     assert [h[3] for h in plan({"startup.disable.*": "1"})[0]] == [False] * 4
 
 
-def test_the_table_is_written_once_settled_and_read_back(env, monkeypatch):
+def test_the_table_is_written_once_past_the_racy_tick_and_read_back(env, monkeypatch):
     write_tree(env[1], dist_info("pkg", "1", entry_points=GROUP + "x = p:x\n"))
     changing = env[1].stat().st_ino
-    monkeypatch.setattr(_startup_table, "has_settled", lambda st: st.st_ino != changing)
+    real = _startup_table.older_than
+    # As if env[1] had changed within the scan's own timestamp tick.
+    monkeypatch.setattr(_startup_table, "older_than", lambda ref, entry: entry[0][1] != changing and real(ref, entry))
     first = plan()
     table = Path(boot.startup_table_file())
     assert first[0] == [("pkg:x", 500, "default", True)]
     assert set(boot.read_startup_table(str(table), os.getuid())) == {str(env[0]), str(env[2])}, \
-        "an unsettled directory is scanned but not written down"
-    monkeypatch.setattr(_startup_table, "has_settled", lambda st: True)
+        "a racy directory is scanned but not written down"
+    monkeypatch.setattr(_startup_table, "older_than", real)
+    time.sleep(0.01)
     assert plan() == first
     assert set(boot.read_startup_table(str(table), os.getuid())) == {str(d) for d in env}
-    # Read from the table now: a rescan would find this edit, which changes no directory.
+    # Read from the table now: a rescan would find this edit inside a sealed *.dist-info (one
+    # with RECORD), which an installer never makes.
     (env[1] / "pkg-1.dist-info" / "entry_points.txt").write_text(GROUP + "y = p:y\n")
     assert plan() == first
     # Any change to the directory itself is seen at once.

@@ -136,10 +136,9 @@ def _cached_directories():
         if state is _finder.NOTHING:
             continue
         if state is None:
-            if os.path.isdir(path) and not path.lower().endswith(".egg"):
-                continue  # a directory that cannot be listed: nothing, as for FastPath
             if os.path.exists(path):
-                raise _Fallback  # a zip or an egg: only importlib.metadata reads those
+                # A zip, an egg, a directory that could not be served: the plain code knows.
+                raise _Fallback
             continue
         yield path, state
 
@@ -164,7 +163,9 @@ def entry_points(group=None, name=None):
         found = []
         dedup = _finder._Dedup()
         for _path, state in _cached_directories():
-            if not state.fast:
+            if not state.fast or state.invalid:
+                # An invalid value: the library may refuse it (importlib_metadata 8.7+, 3.15),
+                # and then its entry_points() raises; let it decide.
                 raise _Fallback
             dists = {}
             for d, g, n, v in _finder.group_entries(state, want_group, want_name, wanted, dedup):
@@ -174,6 +175,8 @@ def entry_points(group=None, name=None):
                 found.append(EntryPoint(n, v, g, dist))
             dedup.caches.append(state)
     except (_Fallback, CacheError):
+        found = None
+    if found is None:  # outside the except block: the plain exception reaches the caller unchained
         found = _plain_entry_points(wanted)
     if group is None and sys.version_info < (3, 12):
         # Up to 3.11, importlib.metadata regroups a selection that is not by group (SelectableGroups),
@@ -184,8 +187,10 @@ def entry_points(group=None, name=None):
 
 def version(distribution_name):
     """``importlib.metadata.version(distribution_name)``; raises its PackageNotFoundError."""
-    normalized = _scan.normalize(distribution_name)
     try:
+        if type(distribution_name) is not str or not distribution_name:
+            raise _Fallback  # importlib.metadata's own ValueError (or whatever it makes of it)
+        normalized = _scan.normalize(distribution_name)
         for _path, state in _cached_directories():
             indices = state.lookup(normalized)
             if indices:

@@ -14,6 +14,7 @@ delete (docs/security.md):
   written, fsync'ed when asked, then renamed over the final name with ``os.replace`` relative to
   the same descriptor; removed on any failure.
 - ``remove`` / ``remove_dir``: unlink by name relative to a checked descriptor.
+- ``make_parents``: the missing folders above the per-user cache folder, 0700.
 
 Stdlib only, and nothing from the package: start-up code (epfinder._startup_table) imports it.
 """
@@ -78,6 +79,29 @@ def open_dir(folder, create=False, owner=None):
     except BaseException:
         os.close(fd)
         raise
+
+
+def make_parents(folder, mode=0o700):
+    """Make the missing folders above ``folder`` (not ``folder`` itself), each ``mode`` whatever the
+    umask: the parents of the per-user cache folder, which nobody else needs to enter."""
+    missing = []
+    parent = os.path.dirname(os.path.normpath(folder))
+    while parent and not os.path.isdir(parent):
+        missing.append(parent)
+        above = os.path.dirname(parent)
+        if above == parent:
+            break
+        parent = above
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            continue  # made meanwhile: left as it is
+        fd = os.open(path, _DIR_FLAGS)  # never a symlink swapped in since
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
 
 def make_dir(folder, owner=None):

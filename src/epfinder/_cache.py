@@ -2,8 +2,12 @@
 
 The format is specified in docs/cache-format.md. In short: ASCII JSON Lines, a header line that
 gives each following line's offset, length and crc32, then one line per table and per entry-point
-group, so that a query checks and parses only the lines it needs (a group query reads the header
+group, so that a query checks and parses only the lines it needs (a group query decodes the header
 and that group's line, whatever the number of distributions).
+
+Freshness (docs/cache-format.md, "Freshness"): the directory's own signature proves that no entry
+was added, removed or renamed; entries that may change inside (see _scan.is_sealed) are "watched",
+and their stamps are checked at every query too.
 """
 
 import json
@@ -16,19 +20,20 @@ from . import _scan
 from .errors import CacheError
 
 FORMAT = "epfinder-cache"
-VERSION = 1
+VERSION = 2
 SUBDIR = ".epfinder-cache"
-FILENAME = "v1.jsonl"
+FILENAME = "v2.jsonl"
+# Earlier formats' names, removed by discard(); never read.
+OLD_FILENAMES = ("v1.jsonl",)
 
 # Used when no reference timestamp can be taken on the directory's own filesystem: a cache is
 # only trusted when everything it depends on is older than this, which covers FAT's 2 s steps.
 WALL_CLOCK_MARGIN_NS = 3_000_000_000
 
 _dumps = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
-_TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "stamps")
-# A real header is about 40 bytes per entry-point group; a file without a newline in this many
-# bytes is not a cache, and must not be read whole.
-_MAX_HEADER = 32 << 20
+_TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "stamps", "watch")
+# Far above any real cache (about 230 bytes per distribution); a larger file is not read.
+MAX_SIZE = 256 << 20
 
 
 def stamps_digest(stamps):
@@ -64,6 +69,8 @@ def encode(path, signature, index, records):
             "files": [[name for name, _ in r["stamps"]] for r in records],
             "digest": [stamps_digest(r["stamps"]) for r in records],
         },
+        "watch": [[i, [name for name, _ in r["stamps"]], stamps_digest(r["stamps"])]
+                  for i, r in enumerate(records) if r["watch"]],
     }
     body = []
     offset = 0
@@ -86,6 +93,8 @@ def encode(path, signature, index, records):
         "count": len(records),
         "fast": None not in normalized and all(r["entry_points"] is not None for r in records),
         "shadowed": shadowed,
+        "watched": len(tables["watch"]),
+        "invalid": [i for i, r in enumerate(records) if r["invalid"]],
         "tables": table_spans,
         "groups": group_spans,
     }
@@ -95,35 +104,22 @@ def encode(path, signature, index, records):
 class DirCache:
     """A parsed cache file. Each table is read, checked and decoded on first use.
 
-    ``source`` is the whole file as bytes, or an open descriptor of it. A descriptor stays open
-    for the life of the object and lines are read from it with pread: a group query then reads
-    the header and one line, not the whole file, and since writers replace the file by rename,
-    the descriptor keeps seeing the version whose header was checked.
+    ``data`` is the whole file. It is read at once and no descriptor is kept: a process that
+    closes descriptors it does not know (a daemon) must not have ours closed under it, or reuse
+    the number for a file of its own.
     """
 
-    __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "trusted",
-                 "_data", "_fd", "_body", "_tables", "_parsed", "_dist_eps", "_normset")
+    __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "trusted", "watched",
+                 "invalid", "generation", "_data", "_body", "_tables", "_parsed", "_dist_eps",
+                 "_normset", "_watch")
 
-    def __init__(self, path, source):
-        self._fd = None
-        if isinstance(source, int):
-            data = os.pread(source, 65536, 0)
-            # A short read is the whole file, and saves the fstat a large one needs.
-            size = len(data) if len(data) < 65536 else os.fstat(source).st_size
-            while b"\n" not in data and len(data) < size:
-                if len(data) > _MAX_HEADER:
-                    raise CacheError("no header line in the first 32 MiB")
-                data += os.pread(source, 1 << 20, len(data))
-            end = data.find(b"\n")
-        else:
-            data = source
-            size = len(data)
-            end = data.find(b"\n")
+    def __init__(self, path, data):
+        end = data.find(b"\n")
         if end < 0:
             raise CacheError("no header line")
         try:
             header = json.loads(data[:end])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CacheError("the header is not JSON") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise CacheError("not an epfinder cache")
@@ -136,9 +132,12 @@ class DirCache:
         groups = header.get("groups")
         signature = header.get("signature")
         shadowed = header.get("shadowed")
-        body = size - end - 1
+        invalid = header.get("invalid")
+        watched = header.get("watched")
+        body = len(data) - end - 1
         if (
             type(count) is not int
+            or type(watched) is not int
             or not isinstance(tables, dict)
             or not isinstance(groups, dict)
             or set(tables) != set(_TABLES)
@@ -146,6 +145,7 @@ class DirCache:
             or not all(_valid_span(s, body) for s in groups.values())
             or not _is_int_list(signature, 4)
             or not _is_int_list(shadowed)
+            or not _is_int_list(invalid)
         ):
             raise CacheError("malformed header")
         self.path = path
@@ -153,35 +153,28 @@ class DirCache:
         self.count = count
         self.groups = groups
         self.shadowed = frozenset(shadowed)
+        self.invalid = invalid
+        self.watched = watched
         self.fast = header.get("fast") is True
         self.trusted = True
-        if isinstance(source, int):
-            self._data = None
-            self._fd = source
-        else:
-            self._data = data
+        # Names this version of the file: a side file computed from it records this number.
+        self.generation = zlib.crc32(data[:end])
+        self._data = data
         self._body = end + 1
         self._tables = tables
         self._parsed = {}
         self._dist_eps = None
         self._normset = None
-
-    def __del__(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._watch = None
 
     def _decode(self, span, what, valid):
         start = self._body + span[0]
-        if self._fd is not None:
-            line = os.pread(self._fd, span[1], start)
-        else:
-            line = self._data[start : start + span[1]]
+        line = self._data[start : start + span[1]]
         if zlib.crc32(line) != span[2]:
             raise CacheError(f"checksum mismatch in {what}")
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CacheError(f"{what} is not JSON") from None
         if not valid(value, self.count):
             raise CacheError(f"{what} has the wrong shape")
@@ -269,21 +262,57 @@ class DirCache:
             self._dist_eps = by_dist
         return self._dist_eps.get(i, ())
 
+    def _stamps_unchanged(self, i, files, digest):
+        entry = os.path.join(self.path, self.entry(i))
+        current = []
+        for name in files:
+            path = entry if name in (".", "") else os.path.join(entry, name)
+            try:
+                current.append([name, _scan.stamp(os.stat(path))])
+            except OSError:
+                current.append([name, None])
+        return stamps_digest(current) == digest
+
     def stamps_match(self):
         """strict mode: every metadata file the record was read from is unchanged."""
         stamps = self._table("stamps", _valid_stamps)
-        for i, (files, digest) in enumerate(zip(stamps["files"], stamps["digest"])):
-            entry = os.path.join(self.path, self.entry(i))
-            current = []
-            for name in files:
-                path = entry if name in (".", "") else os.path.join(entry, name)
-                try:
-                    current.append([name, _scan.stamp(os.stat(path))])
-                except OSError:
-                    current.append([name, None])
-            if stamps_digest(current) != digest:
+        return all(self._stamps_unchanged(i, files, digest)
+                   for i, (files, digest) in enumerate(zip(stamps["files"], stamps["digest"])))
+
+    def _watch_table(self):
+        if self._watch is None:
+            self._watch = {i: (files, digest) for i, files, digest in self._table("watch", _valid_watch)}
+        return self._watch
+
+    def watched_match(self):
+        """auto mode: every watched entry (see _scan.read_distribution) is as it was scanned."""
+        if not self.watched:
+            return True
+        return all(self._stamps_unchanged(i, files, digest) for i, (files, digest) in self._watch_table().items())
+
+    def current(self, mode, index=None):
+        """Whether this cache still describes its directory, as the mode checks it.
+
+        With ``index``, only what that one distribution's answers depend on: the directory's
+        listing and, when watched (or in strict mode), its own files. Costs one stat of the
+        directory, plus one per file checked.
+        """
+        if mode in ("trust", "only"):
+            return True
+        try:
+            if _scan.dir_signature(os.stat(self.path)) != self.signature:
                 return False
-        return True
+        except OSError:
+            return False
+        if index is None:
+            return self.stamps_match() if mode == "strict" else self.watched_match()
+        if mode == "strict":
+            stamps = self._table("stamps", _valid_stamps)
+            return self._stamps_unchanged(index, stamps["files"][index], stamps["digest"][index])
+        if not self.watched:
+            return True
+        watched = self._watch_table().get(index)
+        return watched is None or self._stamps_unchanged(index, *watched)
 
 
 _STR = {str}
@@ -325,6 +354,14 @@ def _valid_stamps(value, count):
     )
 
 
+def _valid_watch(value, count):
+    return type(value) is list and all(
+        type(w) is list and len(w) == 3 and type(w[0]) is int and 0 <= w[0] < count
+        and type(w[1]) is list and _types(w[1], _STR) and type(w[2]) is int
+        for w in value
+    )
+
+
 def _valid_group(value, count):
     if type(value) is not dict or value.keys() != {"dist", "seq", "name", "value"}:
         return False
@@ -352,20 +389,30 @@ def _is_int_list(value, length=None):
 # --- locations --------------------------------------------------------------------------------
 
 _site_dirs = None
+_base_site_dirs = None
+
+
+def _site_module():
+    # Deferred: site is imported at start unless -S; without it there are no site dirs.
+    return sys.modules.get("site")
 
 
 def site_directories():
-    """The install locations of this interpreter, where a cache may live inside the directory."""
+    """This environment's own install locations, where a cache may live inside the directory.
+
+    In a virtual environment made with --system-site-packages, the base interpreter's site
+    directories are not among them (docs/security.md, rule 8): a query in the venv never writes
+    into them, and the base's own caches are read only after this user's.
+    """
     global _site_dirs
     if _site_dirs is None:
         found = set()
-        # Deferred: site is imported at start unless -S; without it there are no site dirs.
-        import sys
-
-        site = sys.modules.get("site")
+        site = _site_module()
         if site is not None:
             try:
-                found.update(site.getsitepackages())
+                # sys.prefix is the venv in a venv, where site.PREFIXES may add the base's prefix.
+                found.update(site.getsitepackages([sys.prefix]) if sys.prefix != sys.base_prefix
+                             else site.getsitepackages())
             except Exception:
                 pass
             if getattr(site, "ENABLE_USER_SITE", False):
@@ -377,12 +424,51 @@ def site_directories():
     return _site_dirs
 
 
+def base_site_directories():
+    """The base interpreter's site directories that a venv with --system-site-packages includes.
+
+    Install locations too (their entries are sealed as in any site directory), but another
+    environment's: nothing is written into them from here, even where they hold a cache folder.
+    """
+    global _base_site_dirs
+    if _base_site_dirs is None:
+        found = set()
+        site = _site_module()
+        if site is not None and sys.prefix != sys.base_prefix:
+            try:
+                found.update(site.getsitepackages())
+            except Exception:
+                pass
+        _base_site_dirs = {os.path.normcase(os.path.abspath(p)) for p in found} - site_directories()
+    return _base_site_dirs
+
+
+_installation = None
+
+
+def installation_tag():
+    """The per-user folder name of this installation of epfinder (the directory it is installed in).
+
+    Each installation keeps its per-user caches apart, so that uninstalling one removes exactly
+    the caches it wrote, and none that another environment uses.
+    """
+    global _installation
+    if _installation is None:
+        import _epfinder_boot
+
+        home = os.path.dirname(os.path.abspath(_epfinder_boot.__file__))
+        tag = zlib.crc32(os.fsencode(home)) & 0xFFFFFFFF
+        readable = "".join(c if c.isalnum() or c in "-." else "_" for c in home)[-48:].strip("_")
+        _installation = f"{readable}-{tag:08x}"
+    return _installation
+
+
 _NO_USER_CACHE = os.path.join(os.devnull, "epfinder")  # nothing can be made or read under a device
 _passwd_home = None
 
 
-def user_cache_root():
-    """The per-user cache folder: ``$XDG_CACHE_HOME/epfinder``, else ``~/.cache/epfinder``.
+def user_cache_base():
+    """The per-user cache folder of every installation: ``$XDG_CACHE_HOME/epfinder``, else ``~/.cache/epfinder``.
 
     Under -E and -I the environment chooses nothing (an isolated interpreter must not be pointed
     at a planted cache): XDG_CACHE_HOME and HOME are not read, and the home directory comes from
@@ -409,6 +495,25 @@ def user_cache_root():
     return os.path.join(_passwd_home, ".cache", "epfinder")
 
 
+def user_cache_root():
+    """This installation's per-user cache folder: ``user_cache_base()/<installation_tag()>``."""
+    return os.path.join(user_cache_base(), installation_tag())
+
+
+def make_user_cache_root():
+    """Make the per-user cache folder if it is missing: its missing parents 0700, itself 0755.
+
+    Checked as every cache folder (epfinder._atomic.open_dir); OSError when it cannot be made or
+    is refused.
+    """
+    from . import _atomic
+
+    root = user_cache_root()
+    _atomic.make_parents(root)
+    _atomic.make_dir(root)
+    return root
+
+
 def in_directory_file(path):
     return os.path.join(path, SUBDIR, FILENAME)
 
@@ -429,37 +534,47 @@ def candidate_files(path):
 
 
 def caches_in_directory(path):
-    """A site directory, or one opted in with ``refresh``, keeps its cache inside itself."""
-    return (
-        os.path.normcase(os.path.abspath(path)) in site_directories()
-        or os.path.isdir(os.path.join(path, SUBDIR))
-    )
+    """A site directory of this environment, or one opted in with ``refresh``, keeps its cache inside itself.
 
-
-def trusted_file(st, dir_uid):
-    """Whether a cache file may be believed: it grants no more trust than the directory it describes.
-
-    Not writable by everyone, and owned by root, by this user or by the directory's owner (who could
-    put a .pth file there anyway). Anyone else's file is ignored and the directory scanned.
+    A base interpreter's site directory seen from a venv never does, though it has a cache folder
+    of its own (docs/security.md, rule 8).
     """
-    return not st.st_mode & 0o002 and st.st_uid in (0, os.getuid(), dir_uid)
+    norm = os.path.normcase(os.path.abspath(path))
+    if norm in site_directories():
+        return True
+    return os.path.isdir(os.path.join(path, SUBDIR)) and norm not in base_site_directories()
+
+
+def writable_files(path):
+    """Where this interpreter may write (or delete) the cache of ``path``, the preferred first."""
+    if caches_in_directory(path):
+        return (in_directory_file(path), per_user_file(path))
+    return (per_user_file(path),)
 
 
 def load(path, dir_uid=None):
-    """The cache recorded for ``path``, or None when there is none that parses and may be trusted."""
+    """The cache recorded for ``path``, or None when there is none that parses and may be trusted.
+
+    Each candidate is read whole by _epfinder_boot.read_trusted (docs/security.md, rule 3): opened
+    with O_NONBLOCK|O_NOFOLLOW, refused unless its descriptor shows a regular file that only its
+    owner can write, owned by root, this user or the directory's owner, and at most MAX_SIZE
+    bytes. No descriptor is kept.
+    """
+    import _epfinder_boot
+
     for file in candidate_files(path):
+        if dir_uid is None:
+            try:
+                dir_uid = os.stat(path).st_uid
+            except OSError:
+                return None
         try:
-            fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            data = _epfinder_boot.read_trusted(file, dir_uid, MAX_SIZE)
         except OSError:
             continue
         try:
-            if dir_uid is None:
-                dir_uid = os.stat(path).st_uid
-            if not trusted_file(os.fstat(fd), dir_uid):
-                raise CacheError(f"{file} is writable by others or owned by another user")
-            return DirCache(path, fd)
-        except (CacheError, OSError):
-            os.close(fd)
+            return DirCache(path, data)
+        except CacheError:
             continue
     return None
 
@@ -468,57 +583,49 @@ def load(path, dir_uid=None):
 
 
 class _Target:
-    """A temporary file beside the cache file, whose birth time is the racy-check reference."""
+    """A temporary file beside the cache file, whose birth time is the racy-check reference.
+
+    Made by epfinder._atomic (a random name, O_EXCL|O_NOFOLLOW in a checked folder, 0644): a
+    cache folder that is a symlink or another user's is refused, and the next place is tried.
+    """
 
     def __init__(self, path):
-        self.fd = self.tmp = self.final = None
+        from . import _atomic
+
+        self.file = self.final = None
         # Taken before the directory is listed: anything stamped before it was seen by the scan.
         self.reference_ns = time.time_ns() - WALL_CLOCK_MARGIN_NS
-        for final in self._finals(path):
-            folder = os.path.dirname(final)
-            tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+        inside = in_directory_file(path)
+        for final in writable_files(path):
             try:
-                try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                except FileNotFoundError:
-                    os.makedirs(folder, exist_ok=True)
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                if final != inside:
+                    _atomic.make_parents(os.path.dirname(final))
+                file = _atomic.AtomicFile(final, create_dir=True)
             except OSError:
                 continue
-            self.fd, self.tmp, self.final = fd, tmp, final
-            if final == in_directory_file(path):
+            self.file, self.final = file, final
+            if final == inside:
                 # Same filesystem, same clock: a strict "older than" on its timestamps is enough.
-                self.reference_ns = _scan.timestamps(os.fstat(fd))[0]
+                try:
+                    self.reference_ns = _scan.timestamps(os.fstat(file.fd))[0]
+                except OSError:
+                    pass
             return
 
-    @staticmethod
-    def _finals(path):
-        if caches_in_directory(path):
-            yield in_directory_file(path)
-        yield per_user_file(path)
+    @property
+    def fd(self):
+        return None if self.file is None else self.file.fd
 
     def commit(self, data):
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
-            os.close(self.fd)
-            self.fd = None
-            os.replace(self.tmp, self.final)
-            self.tmp = None
+            self.file.commit(data)
         finally:
             self.close()
 
     def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        if self.tmp is not None:
-            try:
-                os.unlink(self.tmp)
-            except OSError:
-                pass
-            self.tmp = None
+        if self.file is not None:
+            self.file.abort()
+            self.file = None
 
 
 def _older_than(reference_ns, signature, records):
@@ -532,45 +639,23 @@ def _older_than(reference_ns, signature, records):
     return True
 
 
-def settle_ns():
-    """How long a metadata entry must be left alone before a scan of it is written down.
+def discard(path, everywhere=True):
+    """Remove the cache files of ``path`` (side files included); returns the ones removed.
 
-    EPFINDER_SETTLE, in seconds (default 3): raise it on a network filesystem whose server clock
-    drifts from this machine's; 0 trusts any completed scan at once (the test suite's setting).
+    Only by name in a folder that epfinder._atomic.open_dir accepts: nothing is deleted through a
+    symlinked or foreign folder. ``everywhere`` False: only where this interpreter may write the
+    cache (writable_files), never a base interpreter's folder from a venv.
     """
-    if not sys.flags.ignore_environment:
-        try:
-            return max(0, int(float(os.environ.get("EPFINDER_SETTLE", "")) * 1e9))
-        except ValueError:
-            pass
-    return WALL_CLOCK_MARGIN_NS
-
-
-def _entries_settled(limit_ns, records):
-    """Whether every metadata entry read is older than ``limit_ns`` (wall clock minus a margin).
-
-    An installer creates a ``*.dist-info`` folder (which changes the directory) and then writes
-    its files one by one (which does not). A scan between the two sees a half-written
-    distribution, and the directory's signature would never tell; so a scan is trusted only once
-    every entry it read has been left alone for a few seconds. ``"."``, the entry's own stamp,
-    moves with each file added to a folder, and its ctime with a rename into place.
-    """
-    for record in records:
-        for name, st in record["stamps"]:
-            if name == "." and st is not None and (st[3] >= limit_ns or st[4] >= limit_ns):
-                return False
-    return True
-
-
-def discard(path):
-    """Remove the cache files of ``path`` (side files included); returns the ones removed."""
+    from . import _atomic
     from ._packages import side_files
 
     removed = []
-    for file in [*candidate_files(path), *side_files(path)]:
+    places = candidate_files(path) if everywhere else writable_files(path)
+    old = [os.path.join(path, SUBDIR, name) for name in OLD_FILENAMES] if in_directory_file(path) in places else []
+    for file in [*places, *side_files(path, places), *old]:
         try:
-            os.unlink(file)
-            removed.append(file)
+            if _atomic.remove(file):
+                removed.append(file)
         except OSError:
             pass
     return removed
@@ -583,24 +668,24 @@ def build(path, write=True):
     directory changed during the scan or too recently to tell a later change apart (then nothing
     is written either). Raises OSError when the directory cannot be listed.
     """
-    settled_before = time.time_ns() - settle_ns()
     target = _Target(path) if write else None
     try:
-        before, after, index, records = _scan.scan(path)
+        norm = os.path.normcase(os.path.abspath(path))
+        install_location = norm in site_directories() or norm in base_site_directories()
+        before, after, index, records = _scan.scan(path, install_location)
         reference_ns = target.reference_ns if target else time.time_ns() - WALL_CLOCK_MARGIN_NS
         data = encode(path, before, index, records)
         cache = DirCache(path, data)
-        cache.trusted = (before == after and _older_than(reference_ns, before, records)
-                         and _entries_settled(settled_before, records))
-        if cache.trusted and target is not None and target.fd is not None:
+        cache.trusted = before == after and _older_than(reference_ns, before, records)
+        if cache.trusted and target is not None and target.file is not None:
             try:
                 target.commit(data)
             except OSError:
                 pass  # ENOSPC, EACCES...: the answer is right, only the next start is slower
         elif write:
             # Whatever cache file is there was found stale by the caller: the next reader must
-            # scan rather than trust it.
-            discard(path)
+            # scan rather than trust it. Only where this interpreter writes its caches.
+            discard(path, everywhere=False)
         return cache
     finally:
         if target is not None:

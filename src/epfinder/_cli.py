@@ -1,4 +1,9 @@
-"""python -m epfinder: switch an environment on or off, refresh, inspect and verify its caches."""
+"""python -m epfinder: switch an environment on or off, refresh, inspect and verify its caches.
+
+A function over argv that returns the exit status: 0 for success, 1 when the command could not do
+its work (permission denied, nowhere to write, verify found a difference), 2 for a usage error.
+Every failure is one line on stderr, never a traceback.
+"""
 
 import argparse
 import os
@@ -7,8 +12,15 @@ import time
 
 import _epfinder_boot as _boot
 
-from . import _api, _atomic, _cache, _scan
-from .errors import CacheError
+from . import DISTRIBUTION, _api, _atomic, _cache, _record, _report, _startup_costs
+
+
+class _UsageError(Exception):
+    """The command line is wrong: exit status 2."""
+
+
+class _Failure(Exception):
+    """The command could not do its work: exit status 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,90 +29,218 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-class _UsageError(Exception):
-    pass
+class _Version(argparse.Action):
+    # Looked up only when asked for: importlib.metadata is not imported for any other command.
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import importlib.metadata
+
+        try:
+            version = importlib.metadata.version(DISTRIBUTION)
+        except importlib.metadata.PackageNotFoundError:
+            version = "(not installed)"
+        _say(f"epfinder {version} (distribution {DISTRIBUTION}, running from {_report.package_site()})")
+        raise _Done(0)
 
 
-_BASE_HELP = ("from a virtual environment: act on the base interpreter's site-packages, which every "
-              "environment made with --system-site-packages includes")
+class _Done(Exception):
+    def __init__(self, status):
+        self.status = status
+
+
+EPILOG = """\
+exit status: 0 done; 1 the command could not do its work (permission denied, nowhere to write,
+verify found a difference); 2 a usage error.
+--json output follows one versioned schema for status, verify and startup list: docs/cli.md."""
 
 
 def _parser():
-    parser = _Parser(prog="epfinder", description="Per-directory caches for importlib.metadata.")
+    parser = _Parser(
+        prog="epfinder",
+        description=f"Per-directory caches that make importlib.metadata fast, and ordered startup hooks "
+                    f"(distribution {DISTRIBUTION}).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the version and where epfinder runs from")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    user_help = "epfinder is installed in the user site (pip install --user): act there"
+    base_help = ("from a virtual environment: act on the base interpreter's site-packages, which every "
+                 "environment made with --system-site-packages includes")
     p = sub.add_parser("install", help="switch epfinder on for this environment and build its caches")
-    p.add_argument("--user", action="store_true", help="the user site (where pip install --user put epfinder)")
-    p.add_argument("--mode", choices=_boot.MODES[1:], default=_boot.DEFAULT_MODE)
-    p.add_argument("--base", action="store_true", help=_BASE_HELP)
-    p = sub.add_parser("uninstall", help="switch it off and remove every cache and file it wrote")
-    p.add_argument("--user", action="store_true")
-    p.add_argument("--base", action="store_true", help=_BASE_HELP)
-    p = sub.add_parser("refresh", help="rebuild the caches of PATHs (default: every directory on sys.path)")
-    p.add_argument("paths", nargs="*", metavar="PATH")
-    p = sub.add_parser("status", help="where each sys.path entry's cache is and whether it is fresh")
-    p.add_argument("--json", action="store_true")
-    sub.add_parser("verify", help="compare every cache with a fresh scan; exit 1 when one differs")
+    p.add_argument("--user", action="store_true", help=user_help)
+    p.add_argument("--mode", choices=_boot.MODES[1:], default=_boot.DEFAULT_MODE,
+                   help="how far to trust the caches (default auto): auto checks each directory with one "
+                        "stat per query; strict also each distribution's files; trust uses a cache read "
+                        "once as it is; only never scans (docs/modes.md)")
+    p.add_argument("--base", action="store_true", help=base_help)
+    p = sub.add_parser("uninstall", help="switch epfinder off and remove its config, hook table and the "
+                                         "caches of this environment")
+    p.add_argument("--user", action="store_true", help=user_help)
+    p.add_argument("--base", action="store_true", help=base_help)
+    p = sub.add_parser("refresh", help="rebuild caches now: of every directory on sys.path, or of PATHs")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="a directory to cache inside itself (PATH/.epfinder-cache/, created if it can be), "
+                        "so that every user and environment reading PATH uses that cache")
+    json_help = "print a JSON report instead (schema: docs/cli.md)"
+    p = sub.add_parser("status", help="what the next interpreter does: mode, startup hooks, each sys.path "
+                                      "entry's cache")
+    p.add_argument("--json", action="store_true", help=json_help)
+    p = sub.add_parser("verify", help="compare every cache with a fresh scan; exit 1 when one differs or "
+                                      "the mode would answer wrongly")
+    p.add_argument("--json", action="store_true", help=json_help)
     p = sub.add_parser("startup", help="list, order and switch off the startup hooks of this environment")
     hooks = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    q = hooks.add_parser("list", help="the hooks in the order they run, without importing any of them")
-    q.add_argument("--json", action="store_true")
-    for action, text in (("disable", "never run hook ID (a pattern such as 'mypkg:*' works too)"),
-                         ("enable", "run hook ID again")):
-        q = hooks.add_parser(action, help=text)
-        q.add_argument("id", metavar="ID", help="<distribution>:<label>, as startup list shows it")
-    q = hooks.add_parser("priority", help="run hook ID at priority N (0-999, lower first), or 'default'")
-    q.add_argument("id", metavar="ID")
-    q.add_argument("priority", metavar="N")
+    q = hooks.add_parser("list", help="the hooks in the order they run, and what each last cost, "
+                                      "without importing any of them")
+    q.add_argument("--json", action="store_true", help=json_help)
+    q.add_argument("--measure", action="store_true",
+                   help="start one interpreter with EPFINDER_TRACE=1 first, which runs the hooks, to "
+                        "measure what each costs")
+    id_help = "<distribution>:<label>, as startup list shows it"
+    q = hooks.add_parser("disable", help="never run hook ID (a pattern such as 'mypkg:*' works too)")
+    q.add_argument("id", metavar="ID", help=id_help + ", or an fnmatch pattern")
+    q = hooks.add_parser("enable", help="remove a disable setting for ID (a hook or a pattern)")
+    q.add_argument("id", metavar="ID", help=id_help + ", or the pattern given to disable")
+    q = hooks.add_parser("priority", help="run hook ID at priority N instead of the one its name gives")
+    q.add_argument("id", metavar="ID", help=id_help)
+    q.add_argument("priority", metavar="N", help="0 to 999 (lower runs first), or 'default' to drop the override")
     return parser
 
 
 def main(argv=None):
-    """Run the command line tool; returns the exit status."""
+    """Run the command line tool; returns the exit status.
+
+    ``argv`` None means the real command line: then the ``sys.path`` entry that starting the tool
+    added (the current directory for ``python -m``, the script's folder for ``epfinder``) is left
+    out of what the commands report and cache.
+    """
+    tool_entry = None
+    if argv is None:
+        argv = sys.argv[1:]
+        tool_entry = _tool_entry()
     try:
-        args = _parser().parse_args(argv)
+        try:
+            args = _parser().parse_args(argv)
+        except _Done as done:
+            return done.status
+        except SystemExit as exc:  # --help
+            return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
             raise _UsageError("a command is required (install, uninstall, refresh, status, verify, startup)")
+        args.sys_path = [p for i, p in enumerate(sys.path) if i != tool_entry]
         return _COMMANDS[args.command](args)
     except _UsageError as exc:
-        print(f"epfinder: error: {exc}", file=sys.stderr)
+        _complain(exc)
         return 2
+    except _Failure as exc:
+        _complain(exc)
+        return 1
+    except OSError as exc:
+        # A file system refusal that no command foresaw: still one line, and a runtime failure.
+        _complain(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        _flush()
+
+
+def _tool_entry():
+    """The index in sys.path of the entry that starting this tool added, or None.
+
+    ``python -m epfinder`` puts the current directory first, the ``epfinder`` script its own
+    folder (with symlinks resolved); ``-I`` and ``-P`` put nothing there.
+    """
+    if not sys.path or sys.flags.isolated or getattr(sys.flags, "safe_path", False):
+        return None
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    try:
+        if spec is not None and spec.name == "epfinder.__main__":
+            expected = os.getcwd()
+        elif sys.argv and sys.argv[0] and sys.argv[0] != "-c":
+            expected = os.path.dirname(os.path.realpath(sys.argv[0]))
+        else:
+            expected = os.getcwd()  # -c: the entry is '' (the current directory)
+        first = sys.path[0]
+        if type(first) is str and os.path.realpath(first or os.curdir) == os.path.realpath(expected):
+            return 0
+    except OSError:
+        pass  # the current directory was deleted: nothing to match
+    return None
+
+
+# --- output that survives a closed pipe (`epfinder status | head -1`) ----------------------------------
+
+
+def _detach(stream):
+    # The reader is gone: send the rest to /dev/null so that the command still finishes its work
+    # (install must still write the hook table) and Python's final flush stays quiet.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _say(line="", stream=None):
+    stream = stream or sys.stdout
+    try:
+        stream.write(f"{line}\n")
+    except BrokenPipeError:
+        _detach(stream)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            _detach(stream)
+        except (OSError, ValueError):
+            pass
+
+
+def _complain(message):
+    _flush()
+    _say(f"epfinder: error: {message}", sys.stderr)
+
+
+def _print_json(report):
+    import json
+
+    _say(json.dumps({"schema_version": _report.SCHEMA_VERSION, **report}, indent=2))
 
 
 # --- the environment ----------------------------------------------------------------------------
 
 
-def _package_site():
-    """The site directory epfinder is installed in: where its .pth is and its config must be."""
-    return os.path.dirname(os.path.abspath(_boot.__file__))
-
-
-def _site_dirs():
-    import site
-
-    dirs = list(site.getsitepackages())
-    if site.ENABLE_USER_SITE:
-        dirs.append(site.getusersitepackages())
-    return [d for d in dirs if os.path.isdir(d)]
-
-
 def _target(args):
+    """The site directory to switch on or off: where epfinder runs from, which must be installed.
+
+    In a virtual environment, only its own site directories (docs/security.md, rule 8): an
+    epfinder that runs from the base interpreter's site-packages (a venv made with
+    --system-site-packages) is switched there only when --base names it on purpose.
+    """
     import site
 
-    target = _package_site()
+    env = _report.environment()
+    target = env["site_dir"]
     if args.user and os.path.normcase(target) != os.path.normcase(site.getusersitepackages()):
         raise _UsageError(f"epfinder is installed in {target}, not in the user site; drop --user")
     if sys.prefix != sys.base_prefix and not args.user:
-        # A virtual environment: act on its own site directories only, unless the base is named.
         if args.base:
-            found = [d for d in _prefix_site_dirs(sys.base_prefix)
-                     if os.path.exists(os.path.join(d, "epfinder.pth"))]
+            base_dirs = _prefix_site_dirs(sys.base_prefix)
+            found = [d for d in base_dirs if os.path.exists(os.path.join(d, "epfinder.pth"))]
             if not found:
                 raise _UsageError(f"epfinder is not installed in the base interpreter's site-packages "
-                                  f"({', '.join(_prefix_site_dirs(sys.base_prefix)) or sys.base_prefix})")
-            target = found[0]
-        elif not _within(target, _prefix_site_dirs(sys.prefix)):
+                                  f"({', '.join(base_dirs) or sys.base_prefix})")
+            env = _report.environment(found[0])
+            target = env["site_dir"]
+        elif env["state"] != "not_installed" and not _within(target, _prefix_site_dirs(sys.prefix)) \
+                and _within(target, _prefix_site_dirs(sys.base_prefix) + [site.getusersitepackages()]):
             raise _UsageError(
                 f"epfinder is installed in {target}, outside this virtual environment ({sys.prefix}), and "
                 "switching it there affects every environment that includes that directory; install "
@@ -108,12 +248,10 @@ def _target(args):
                 f"{'--user' if _within(target, [site.getusersitepackages()]) else '--base'}")
     elif args.base and not _within(target, _prefix_site_dirs(sys.base_prefix)):
         raise _UsageError(f"epfinder is installed in {target}, not in the base interpreter's site-packages")
-    if not os.path.exists(os.path.join(target, "epfinder.pth")):
-        raise _UsageError(
-            f"{target} has no epfinder.pth, so interpreters would never load epfinder; "
-            "install epfinder from a wheel (pip install epfinder), not from a source tree"
-        )
-    return target
+    if env["state"] == "not_installed":
+        raise _Failure(f"{env['message']}. Install the distribution first: python -m pip install "
+                       f"{DISTRIBUTION} (or python -m pip install . in a checkout)")
+    return env
 
 
 def _prefix_site_dirs(prefix):
@@ -123,7 +261,7 @@ def _prefix_site_dirs(prefix):
 
 
 def _within(path, dirs):
-    return os.path.realpath(path) in {os.path.realpath(d) for d in dirs}
+    return any(_same(path, d) for d in dirs)
 
 
 def _scope(target):
@@ -143,6 +281,16 @@ def _scope(target):
     return [target]
 
 
+def _owner_hint(path):
+    try:
+        import pwd
+
+        owner = pwd.getpwuid(os.stat(path).st_uid).pw_name
+    except (ImportError, KeyError, OSError):
+        return ""
+    return f" ({path} belongs to {owner})"
+
+
 def _config_path(site_dir):
     return os.path.join(site_dir, _boot.CONFIG_DIR, _boot.CONFIG_FILE)
 
@@ -150,312 +298,388 @@ def _config_path(site_dir):
 def _write_config(site_dir, values):
     text = "# written by python -m epfinder install; remove with python -m epfinder uninstall\n"
     text += "".join(f"{k} = {v}\n" for k, v in values.items())
-    # A random temporary name created with O_EXCL|O_NOFOLLOW in a checked folder, 0644, fsync'ed,
-    # then renamed: see epfinder._atomic and docs/security.md.
-    _atomic.write(_config_path(site_dir), text.encode("utf-8"), fsync=True, create_dir=True)
-
-
-def _config_problem(site_dir):
-    """Why the config of ``site_dir`` is ignored, or None (none there, or it is trusted)."""
     try:
-        _boot.read_trusted(_config_path(site_dir), site_dir, 65536)
-    except FileNotFoundError:
-        return None
+        # A random temporary name created with O_EXCL|O_NOFOLLOW in a checked folder (made 0755),
+        # 0644, fsync'ed, then renamed: see epfinder._atomic and docs/security.md.
+        _atomic.write(_config_path(site_dir), text.encode("utf-8"), fsync=True, create_dir=True)
     except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
+        raise _Failure(f"cannot write {_config_path(site_dir)}: {exc.strerror or exc}{_owner_hint(site_dir)}") from None
+
+
+def _sync_record(site_dir):
+    # Best effort: a RECORD that cannot be rewritten only means pip uninstall leaves these files.
+    try:
+        _record.add(site_dir)
+    except OSError:
+        pass
 
 
 def _cmd_install(args):
-    target = _target(args)
-    config = _boot.read_config(target) or {}
+    env = _target(args)
+    target = env["site_dir"]
+    config = env["_config"]
     was = config.get("enabled") == "1" and config.get("mode", _boot.DEFAULT_MODE) == args.mode
     config.update(enabled="1", mode=args.mode)
-    try:
-        _write_config(target, config)
-    except OSError as exc:
-        raise _UsageError(f"cannot write {_config_path(target)}: {exc.strerror or exc}") from None
-    print(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
-    _report_refresh(_api.refresh(_scope(target), wait=True, opt_in=True))
-    _refresh_startup(target)
-    return 0
+    _write_config(target, config)
+    _write_start_file(target)
+    _sync_record(target)
+    _say(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
+    env = _report.environment(target)
+    if env["state"] != "enabled":
+        _say(f"  note: in this shell, {env['message']}")
+    status = _refresh(_program_site_dirs(args, _scope(target)), opt_in=True)
+    env = _report.environment(target)
+    _refresh_startup(env)
+    _sync_record(target)
+    hooks, _problems = _report.plan(env)
+    if hooks:
+        # Hooks run from the next start on: measure them once now, so that status shows their cost.
+        if any(row["state"] == "runs" for row in _report.hook_rows(env, hooks, None)):
+            _measure(env, quiet=True)
+        _print_hooks_line(env)
+    return status
+
+
+def _program_site_dirs(args, scope):
+    # The target environment's site directories (``scope``), in the order a program's sys.path has
+    # them: never a base interpreter's from a venv that includes it (docs/security.md, rule 8).
+    dirs = [d for d in _report.site_dirs() if _within(d, scope)] or list(scope)
+    ordered = [p for p in args.sys_path if p in dirs]
+    return list(dict.fromkeys(ordered + dirs))
+
+
+# PEP 829: from 3.18, site runs no .pth import line, only .start entries. On 3.15 to 3.17 a .start
+# file would make every start import pkgutil and re, and disable the .pth line that works there,
+# so it is written only where it is the one way in (docs/startup.md).
+START_FILE = "epfinder.start"
+
+
+def _write_start_file(target):
+    if sys.version_info >= (3, 18):
+        try:
+            _atomic.write(os.path.join(target, START_FILE),
+                          b"# written by python -m epfinder install (PEP 829); see docs/startup.md\n_epfinder_boot:boot\n")
+        except OSError as exc:
+            raise _Failure(f"cannot write {os.path.join(target, START_FILE)}: {exc.strerror or exc}"
+                           f"{_owner_hint(target)}") from None
 
 
 def _cmd_uninstall(args):
-    target = _target(args)
-    removed, refused = [], []
-    config = _config_path(target)
-    try:
-        if _atomic.remove(config):
-            removed.append(config)
-    except OSError as exc:
-        raise _UsageError(f"cannot remove {config}: {exc.strerror or exc}") from None
-    scope = _scope(target)
-    # Another environment's site directories (the base's, seen from a venv that includes it) are
-    # never touched; the other entries of sys.path lose the caches they may have.
-    others = {os.path.realpath(d) for d in _site_dirs()} - {os.path.realpath(d) for d in scope}
-    for path in dict.fromkeys(scope + [p for p in sys.path if isinstance(p, str)]):
-        if not os.path.isabs(path) or os.path.realpath(path) in others:
-            continue
-        folder = os.path.join(path, _cache.SUBDIR)
+    env = _target(args)
+    target = env["site_dir"]
+    folder = os.path.join(target, _cache.SUBDIR)
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise _Failure(f"cannot remove the files in {folder}: Permission denied{_owner_hint(folder)}")
+    was_enabled = env["_config"].get("enabled") == "1"
+    removed, kept = [], []
+
+    def unlink(path):
+        # By name inside a folder that passes epfinder._atomic's checks: never through a symlinked
+        # or foreign folder (docs/security.md, rule 4).
         try:
-            os.close(_atomic.open_dir(folder))
-        except FileNotFoundError:
-            pass
+            if _atomic.remove(path):
+                removed.append(path)
         except OSError as exc:
-            refused.append(f"{folder} ({exc.strerror or exc})")
-            continue  # a symlink or another user's folder: nothing is deleted through it
-        removed.extend(_cache.discard(path))
-        table = os.path.join(folder, _boot.STARTUP_TABLE)
+            raise _Failure(f"cannot remove {path}: {exc.strerror or exc}{_owner_hint(os.path.dirname(path))}") from None
+
+    def listing(sub):
+        # The names in ``sub``, or None when it is missing or refused (then it is kept, and why).
         try:
-            if _atomic.remove(table):
-                removed.append(table)
-            if _atomic.remove_dir(folder):
-                removed.append(folder + os.sep)
-        except OSError:
-            pass
-    print(f"epfinder: switched off for {target}; removed {len(removed)} file(s)")
+            fd = _atomic.open_dir(sub)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            kept.append((sub + os.sep, f"left alone: {exc.strerror or exc}; nothing is deleted through it"))
+            return None
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+    # Its own site directory: the config first, so that no start after this one enables anything.
+    try:
+        os.close(_atomic.open_dir(folder))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _Failure(f"cannot remove the files in {folder}: {exc.strerror or exc}{_owner_hint(folder)}") from None
+    else:
+        for name in (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, *_boot.OLD_STARTUP_TABLES, _startup_costs.FILENAME):
+            unlink(os.path.join(folder, name))
+    if sys.version_info >= (3, 18):
+        unlink(os.path.join(target, START_FILE))
+    # The site directories of the target's environment (never a base interpreter's from a venv that
+    # includes it, unless --base made it the target), then the other entries inside that
+    # environment's prefix.
+    scope = _scope(target)
+    prefix = sys.base_prefix if not _within(target, _prefix_site_dirs(sys.prefix)) \
+        and _within(target, _prefix_site_dirs(sys.base_prefix)) else sys.prefix
+    own = [target] + [d for d in scope if not _same(d, target)]
+    others = dict.fromkeys(p for p in _report.site_dirs() + list(args.sys_path)
+                           if type(p) is str and os.path.isabs(p) and os.path.isdir(p))
+    inside = [p for p in others if _inside(p, prefix) and not any(_same(p, o) for o in own)
+              and not any(_same(p, d) for d in _report.site_dirs() if not _within(d, scope))]
+    for path in own + inside:
+        sub = os.path.join(path, _cache.SUBDIR)
+        names = listing(sub)
+        if names is None:
+            continue
+        old = [os.path.join(sub, name) for name in _cache.OLD_FILENAMES]
+        for file in [_cache.in_directory_file(path), *old] + [os.path.join(sub, f) for f in names
+                                                               if f.startswith("top-level-")]:
+            unlink(file)
+        for leftover in names:
+            if leftover.startswith(_atomic.TEMP_PREFIX):
+                unlink(os.path.join(sub, leftover))
+        if _atomic.remove_dir(sub):
+            removed.append(sub + os.sep)
+        else:
+            kept.append((sub + os.sep, "it holds files epfinder did not write"))
+    # Per-user caches: exactly this installation's folder (other environments have their own).
+    root = _cache.user_cache_root()
+    names = listing(root)
+    if names is not None:
+        for name in sorted(names):
+            unlink(os.path.join(root, name))
+        if _atomic.remove_dir(root):
+            removed.append(root + os.sep)
+        else:
+            kept.append((root + os.sep, "it holds files epfinder did not write"))
+    for path in others:
+        sub = os.path.join(path, _cache.SUBDIR)
+        if path not in inside and not any(_same(path, o) for o in own) and os.path.isdir(sub):
+            kept.append((sub + os.sep, "outside this environment, so other environments may read it"))
+    try:
+        _record.remove(target)
+    except OSError:
+        pass
+    _say(f"epfinder: {'switched off' if was_enabled else 'was not enabled'} for {target}; "
+         f"removed {len(removed)} file(s) and folder(s)")
     for path in removed:
-        print(f"  {path}")
-    for folder in refused:
-        print(f"  left alone: {folder}")
+        _say(f"  {path}")
+    for path, why in kept:
+        _say(f"  kept {path}: {why}")
     return 0
 
 
+def _inside(path, prefix):
+    path, prefix = os.path.realpath(path), os.path.realpath(prefix)
+    return path == prefix or path.startswith(prefix.rstrip(os.sep) + os.sep)
+
+
+def _same(a, b):
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _side_files_in(sub):
+    return [os.path.join(sub, f) for f in os.listdir(sub) if f.startswith("top-level-")]
+
+
+# --- refresh -----------------------------------------------------------------------------------------
+
+
+def _snapshot(path):
+    found = {}
+    for file in _cache.candidate_files(path):
+        try:
+            st = os.stat(file)
+        except OSError:
+            continue
+        found[file] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return found
+
+
+def _refresh(paths, opt_in):
+    """Rebuild the caches of ``paths`` and report each; returns 1 when one could not be written."""
+    failed = []
+    for path in dict.fromkeys(paths):
+        if type(path) is not str or not os.path.isabs(path) or not os.path.isdir(path):
+            continue
+        if os.path.basename(path).lower().endswith(".egg"):
+            continue
+        before = _snapshot(path)
+        had_folder = os.path.isdir(os.path.join(path, _cache.SUBDIR))
+        done = _api.refresh([path], wait=True, opt_in=opt_in)
+        if opt_in and not had_folder and os.path.isdir(os.path.join(path, _cache.SUBDIR)) \
+                and not _is_site_dir(path):
+            _say(f"  created {os.path.join(path, _cache.SUBDIR)}{os.sep}: {path} keeps its cache inside "
+                 "itself from now on, for every user and environment (delete that folder to undo)")
+        if path not in done:
+            failed.append(path)
+            _say(f"  {path}: cannot be listed, not cached")
+            continue
+        if done[path] is None:
+            failed.append(path)
+            _say(f"  {path}: changing too fast to cache (scanned, not written)")
+            continue
+        after = _snapshot(path)
+        written = [f for f in after if after[f] != before.get(f)]
+        if written:
+            _say(f"  {path}: {done[path]} distribution(s) -> {written[0]}")
+            first = _cache.candidate_files(path)[0]
+            if written[0] != first and first in after and _stale_first(path):
+                _say(f"    note: queries read {first} first, which this user cannot rewrite: until its owner "
+                     "runs refresh, they scan this directory")
+        else:
+            failed.append(path)
+            where = " nor ".join(_cache.candidate_files(path))
+            _say(f"  {path}: {done[path]} distribution(s), not written: neither {where} can be written")
+    if failed:
+        _say(f"epfinder: {len(failed)} director{'y' if len(failed) == 1 else 'ies'} could not be cached; "
+             "their queries scan them")
+        return 1
+    return 0
+
+
+def _stale_first(path):
+    # Whether the cache queries read first for ``path`` is out of date.
+    from . import _scan
+
+    cache = _cache.load(path)
+    try:
+        return cache is not None and cache.signature != _scan.dir_signature(os.stat(path))
+    except OSError:
+        return False
+
+
+def _is_site_dir(path):
+    return any(_same(path, d) for d in _report.site_dirs())
+
+
 def _cmd_refresh(args):
+    env = _report.environment()
     if args.paths:
         paths = []
         for path in args.paths:
             if not os.path.isdir(path):
                 raise _UsageError(f"not a directory: {path}")
             paths.append(os.path.abspath(path))
-        done = _api.refresh(paths, wait=True, opt_in=True)
     else:
-        done = _api.refresh(None, wait=True)
-    _report_refresh(done)
+        paths = args.sys_path
+    if env["state"] in ("not_installed", "not_enabled"):
+        _say(f"epfinder: note: {env['message']}; these caches serve only programs that call "
+             "epfinder.enable() or epfinder.entry_points()")
+    elif env["state"] != "enabled":
+        _say(f"epfinder: note: in this shell, {env['message']}")
+    status = _refresh(paths, opt_in=bool(args.paths))
     if not args.paths:
-        _refresh_startup()
+        _refresh_startup(env)
+    if env["state"] != "not_installed" and os.path.isdir(os.path.join(env["site_dir"], _cache.SUBDIR)):
+        _sync_record(env["site_dir"])
+    if status:
+        raise _Failure("some caches could not be written (see above)")
     return 0
 
 
-def _refresh_startup(site_dir=None):
-    # The table of ``site_dir`` (install's target), else of the environment epfinder is installed in.
-    site_dir = site_dir or _package_site()
-    if (_boot.read_config(site_dir) or {}).get("enabled") != "1":
+def _refresh_startup(env):
+    if env["state"] in ("not_installed", "not_enabled"):
         return
     from . import _startup_table
 
+    # The table of the environment in question (install's target), which is not always the one
+    # whose config this process started with (a venv that includes an enabled base).
+    site_dir = env["site_dir"]
     if _startup_table.rebuild(wait=True, site=site_dir):
-        print(f"  startup hook table -> {os.path.join(site_dir, _boot.CONFIG_DIR, _boot.STARTUP_TABLE)}")
+        _say(f"  startup hook table -> {os.path.join(site_dir, _boot.CONFIG_DIR, _boot.STARTUP_TABLE)}")
     else:
-        print("  startup hook table: not written (a site directory is changing or unwritable); "
-              "rescanned at each start until it is")
-
-
-def _report_refresh(done):
-    for path, count in done.items():
-        if count is None:
-            print(f"  {path}: changing too fast to cache (scanned, not written)")
-        else:
-            where = _written_file(path)
-            print(f"  {path}: {count} distribution(s) -> {where}")
-
-
-def _written_file(path):
-    for file in _cache.candidate_files(path):
-        if os.path.exists(file):
-            return file
-    return "(not written: no writable location)"
+        _say("  startup hook table: not written (a site directory is changing or unwritable); "
+             "rescanned at each start until it is")
 
 
 # --- status and verify --------------------------------------------------------------------------
 
 
-_MAX_CACHE = 256 << 20  # read whole for status; no real cache comes near
-
-
-def _entry_status(path):
-    """What epfinder does with one sys.path entry, as a dict."""
-    info = {"path": path, "cache": None, "state": None, "distributions": None, "entry_points": None}
-    if type(path) is not str or not os.path.isabs(path):
-        info["state"] = "plain (relative entry: always scanned)"
-        return info
-    if not os.path.isdir(path):
-        info["state"] = "plain (not a directory)" if os.path.exists(path) else "plain (does not exist)"
-        return info
-    if os.path.basename(path).lower().endswith(".egg"):
-        info["state"] = "plain (egg: always scanned)"
-        return info
-    signature = _scan.dir_signature(os.stat(path))
-    racy = time.time_ns() - max(signature[2:]) < _cache.WALL_CLOCK_MARGIN_NS
-    for file in _cache.candidate_files(path):
-        try:
-            data = _boot.read_trusted(file, path, _MAX_CACHE)
-        except FileNotFoundError:
-            continue
-        except PermissionError as exc:
-            info.update(cache=file, state=f"ignored ({exc.strerror}): scanned instead, replaced when writable")
-            return info
-        except OSError as exc:
-            info.update(cache=file, state=f"unreadable ({exc.strerror})")
-            return info
-        info["cache"] = file
-        try:
-            cache = _cache.DirCache(path, data)
-            entry_points = sum(sum(1 for _ in cache.group(g)) for g in cache.groups)
-        except CacheError as exc:
-            info["state"] = f"corrupt ({exc}): will be rebuilt"
-            return info
-        if cache.signature == signature:
-            info["state"] = "fresh"
-        elif racy:
-            info["state"] = "racy: changed in the last seconds, scanned at each query until it settles"
-        else:
-            info["state"] = "stale: will be rebuilt at the next query"
-        info["distributions"] = cache.count
-        info["entry_points"] = entry_points
-        return info
-    if not _can_write(path):
-        info["state"] = "missing (unwritable: scanned at each query)"
-    elif racy:
-        info["state"] = "racy: changed in the last seconds, scanned at each query until it settles"
-    else:
-        info["state"] = "missing: built at the next query"
-    return info
-
-
-def _can_write(path):
-    if _cache.caches_in_directory(path):
-        sub = os.path.join(path, _cache.SUBDIR)
-        if os.access(sub if os.path.isdir(sub) else path, os.W_OK):
-            return True
-    root = _cache.user_cache_root()
-    while not os.path.exists(root):
-        root = os.path.dirname(root)
-    return os.access(root, os.W_OK)
-
-
-def _environment():
-    site_dir = _package_site()
-    config = _boot.read_config(site_dir) or {}
-    enabled = config.get("enabled") == "1"
-    env = _boot.env_mode()
-    return {
-        "site": site_dir,
-        "enabled": enabled,
-        "config_ignored": _config_problem(site_dir),
-        "mode": (env or config.get("mode") or _boot.DEFAULT_MODE) if enabled or env else "off",
-        "mode_from": "EPFINDER_MODE" if env else ("config" if enabled else "not enabled"),
-        "active_in_this_process": _boot.mode,
+def _status_report(args):
+    env = _report.environment()
+    hooks, problems = _report.plan(env)
+    costs = _startup_costs.read(env["site_dir"])
+    rows = _report.hook_rows(env, hooks, costs)
+    return env, rows, costs, {
+        "command": "status",
+        "environment": _report.public(env),
+        "startup_hooks": _report.hooks_summary(env, rows, problems, costs),
+        "sys_path": [_report.entry_status(p, env) for p in args.sys_path],
     }
 
 
-def _startup_summary(env):
-    if not env["enabled"]:
-        return None
-    config = _boot.read_config(env["site"]) or {}
-    environ = {} if sys.flags.ignore_environment else os.environ
-    hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
-    off = _boot.startup_off(config)  # EPFINDER_MODE=off or EPFINDER_STARTUP=0: none runs
-    return {"registered": len(hooks), "enabled": 0 if off else sum(h["enabled"] for h in hooks),
-            "off": off or None, "problems": problems}
+def _ago(ns):
+    if ns is None:
+        return "never"
+    seconds = time.time() - ns / 1e9
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''} ago"
+    return "just now"
+
+
+def _hooks_line(summary, rows, costs):
+    line = f"startup hooks: {summary['message']}"
+    if summary["state"] == "run":
+        if summary["last_cost_ms"] is not None:
+            running = [r for r in rows if r["state"] == "runs" and r["last_import_ms"] is not None]
+            slowest = max(running, key=lambda r: r["last_import_ms"] + r["last_call_ms"])
+            line += (f", {summary['last_cost_ms']:.1f} ms in all when last measured ({_ago(costs and costs['measured_ns'])}); "
+                     f"slowest {slowest['id']} {slowest['last_import_ms'] + slowest['last_call_ms']:.1f} ms")
+        else:
+            line += "; their cost is not measured yet (python -m epfinder startup list --measure)"
+    if summary["problems"]:
+        line += f"; {len(summary['problems'])} problem(s)"
+    return line + " (python -m epfinder startup list)"
+
+
+def _print_hooks_line(env):
+    hooks, problems = _report.plan(env)
+    costs = _startup_costs.read(env["site_dir"])
+    rows = _report.hook_rows(env, hooks, costs)
+    _say(_hooks_line(_report.hooks_summary(env, rows, problems, costs), rows, costs))
 
 
 def _cmd_status(args):
-    report = {"environment": _environment(), "sys.path": [_entry_status(p) for p in sys.path]}
-    report["startup hooks"] = _startup_summary(report["environment"])
+    env, rows, costs, report = _status_report(args)
     if args.json:
-        import json
-
-        print(json.dumps(report, indent=2))
+        _print_json(report)
         return 0
-    env = report["environment"]
-    print(f"epfinder for {env['site']}: {'enabled' if env['enabled'] else 'not enabled'}, "
-          f"mode {env['mode']} ({env['mode_from']})")
-    if env["config_ignored"]:
-        print(f"  config {_config_path(env['site'])} ignored: {env['config_ignored']} "
-              "(python -m epfinder install writes a new one)")
-    hooks = report["startup hooks"]
-    if hooks is not None:
-        print(f"  startup hooks: {hooks['registered']} registered, {hooks['enabled']} enabled"
-              f"{' (none runs: ' + hooks['off'] + ')' if hooks['off'] else ''}"
-              f"{', ' + str(len(hooks['problems'])) + ' problem(s)' if hooks['problems'] else ''}"
-              " (python -m epfinder startup list)")
-    for info in report["sys.path"]:
+    _say(f"epfinder: {env['message']}")
+    _say(_hooks_line(report["startup_hooks"], rows, costs))
+    _say("sys.path, as a program started with this interpreter sees it:")
+    for info in report["sys_path"]:
         counts = ""
         if info["distributions"] is not None:
-            counts = f", {info['distributions']} distribution(s), {info['entry_points']} entry point(s)"
-        print(f"  {info['path'] or repr(info['path'])}: {info['state']}{counts}")
+            counts = f" ({info['distributions']} distribution(s), {info['entry_points']} entry point(s))"
+        _say(f"  {info['path'] or repr(info['path'])}")
+        _say(f"      {info['state']}{counts}: {info['message']}")
         if info["cache"]:
-            print(f"      cache: {info['cache']}")
+            _say(f"      cache: {info['cache']}")
     return 0
 
 
-def _tables(cache):
-    return {
-        "distributions": [
-            (cache.entry(i), cache.name(i), cache.version(i), cache.normalized()[i])
-            for i in range(cache.count)
-        ],
-        "entry points": cache.all_entry_points(),
-        "index": {k: list(cache.lookup(k)) for k in cache.index_keys()},
-    }
-
-
 def _cmd_verify(args):
-    # Modes that use a cache without checking it make a stale cache a wrong answer.
-    unchecked = _environment()["mode"] in ("trust", "only")
-    problems = 0
-    checked = 0
-    for path in sys.path:
-        if type(path) is not str or not os.path.isabs(path) or not os.path.isdir(path):
+    env = _report.environment()
+    entries = [_report.verify_entry(p, env) for p in args.sys_path]
+    checked = sum(e["state"] in ("same", "differs") for e in entries)
+    problems = sum(e["problem"] for e in entries)
+    if args.json:
+        _print_json({"command": "verify", "environment": _report.public(env), "checked": checked,
+                     "problem_count": problems, "sys_path": entries})
+        return 1 if problems else 0
+    for info in entries:
+        if info["state"] in ("same", "plain", "absent") or (info["state"] == "missing" and not info["problem"]):
             continue
-        cache = _cache.load(path)
-        if cache is None:
-            if unchecked:
-                problems += 1
-                print(f"{path}: no cache (mode {_environment()['mode']} does not scan it)")
-            continue
-        checked += 1
-        if cache.signature != _scan.dir_signature(os.stat(path)):
-            problems += unchecked
-            print(f"{path}: stale ({'used as it is in this mode' if unchecked else 'the next query rescans it'})")
-            continue
-        try:
-            actual = _tables(cache)
-        except CacheError as exc:
-            print(f"{path}: corrupt ({exc}); the next query rebuilds it")
-            continue
-        try:
-            expected = _tables(_cache.build(path, write=False))
-        except OSError as exc:
-            print(f"{path}: cannot be scanned ({exc.strerror})")
-            continue
-        if expected == actual:
-            continue
-        problems += 1
-        print(f"{path}: the cache differs from a fresh scan")
-        for key in expected:
-            if expected[key] != actual[key]:
-                _print_diff(key, actual[key], expected[key])
-    print(f"epfinder: verified {checked} cache(s), {problems} differ from a scan")
+        _say(f"{info['path']}: {info['state']}: {info['message']}")
+        for line in info["diff"]:
+            _say(f"  {line}")
+    _say(f"epfinder: compared {checked} cache(s) with a fresh scan (mode {env['mode']}); "
+         f"{problems} problem(s)")
     return 1 if problems else 0
 
 
-def _print_diff(what, cached, scanned):
-    import difflib
-    import pprint
-
-    lines = difflib.unified_diff(
-        pprint.pformat(cached, width=100).splitlines(),
-        pprint.pformat(scanned, width=100).splitlines(),
-        f"{what} (cache)", f"{what} (scan)", lineterm="", n=1,
-    )
-    for line in lines:
-        print(f"  {line}")
-
-
 # --- startup hooks --------------------------------------------------------------------------------
+
+
+def _is_priority(text):
+    # ASCII digits only: str.isdigit() also accepts "²" (int() rejects it) and "٣" (int() reads 3).
+    return text.isascii() and text.isdigit() and int(text) <= 999
 
 
 def _cmd_startup(args):
@@ -468,13 +692,15 @@ def _cmd_startup(args):
         raise _UsageError(f"not a hook ID: {args.id!r} (expected <distribution>:<label>, see startup list)")
     hook_id = f"{_boot.normalize(dist)}:{label}"
     priority = getattr(args, "priority", "default")
-    if priority != "default" and not (priority.isdigit() and int(priority) <= 999):
+    if priority != "default" and not _is_priority(priority):
         raise _UsageError(f"priority must be 0 to 999 or 'default', not {priority!r}")
-    site_dir = _package_site()
-    config = _boot.read_config(site_dir)
-    if config is None or config.get("enabled") != "1":
-        raise _UsageError(f"epfinder is not enabled for {site_dir}; run python -m epfinder install first")
-    known = {hook["id"] for hook in _boot.startup_plan({})[0]}
+    env = _report.environment()
+    site_dir = env["site_dir"]
+    if env["state"] in ("not_installed", "not_enabled"):
+        raise _Failure(f"epfinder is not enabled for {site_dir}, so no hook runs; "
+                       "run python -m epfinder install first")
+    config = dict(env["_config"])
+    known = {hook["id"] for hook in _report.plan(env)[0]}
     note = "" if hook_id in known or any(c in hook_id for c in "*?[") else " (no such hook is installed now)"
     if args.action == "disable":
         config[f"startup.disable.{hook_id}"] = "1"
@@ -482,9 +708,11 @@ def _cmd_startup(args):
     elif args.action == "enable":
         was = config.pop(f"startup.disable.{hook_id}", None)
         message = f"enabled {hook_id}{note}" if was else f"{hook_id} was not disabled{note}"
-        still = [h["why"] for h in _boot.startup_plan(config)[0] if h["id"] == hook_id and not h["enabled"]]
-        if still:
-            message += f"; it is still {still[0].split(' (')[0]} by a pattern (see startup list)"
+        patterns = [k[16:] for k, v in config.items() if k.startswith("startup.disable.") and v == "1"]
+        pattern = _report._pattern(hook_id, patterns)
+        if pattern is not None:
+            message += (f"; it is still disabled by the pattern {pattern!r} "
+                        f"(python -m epfinder startup enable '{pattern}')")
     else:
         key = f"startup.priority.{hook_id}"
         if priority == "default":
@@ -493,48 +721,66 @@ def _cmd_startup(args):
         else:
             config[key] = str(int(priority))
             message = f"{hook_id} runs at priority {int(priority)}{note}"
-    try:
-        _write_config(site_dir, config)
-    except OSError as exc:
-        raise _UsageError(f"cannot write {_config_path(site_dir)}: {exc.strerror or exc}") from None
-    print(f"epfinder: {message}")
+    _write_config(site_dir, config)
+    _say(f"epfinder: {message}")
     return 0
 
 
-def _startup_list(args):
-    site_dir = _package_site()
-    config = _boot.read_config(site_dir) or {}
-    enabled = config.get("enabled") == "1"
-    environ = {} if sys.flags.ignore_environment else os.environ
-    all_off = _boot.startup_off(config)
-    hooks, problems = _boot.startup_plan(config, environ.get("EPFINDER_STARTUP_SKIP", ""))
-    rows = []
-    for order, hook in enumerate(hooks, 1):
-        state = "enabled" if hook["enabled"] else hook["why"]
-        if hook["enabled"] and (all_off or not enabled):
-            state = f"off ({all_off})" if all_off else "off (epfinder is not enabled here)"
-        rows.append({
-            "order": order, "id": hook["id"], "priority": hook["priority"], "priority_from": hook["priority_from"],
-            "distribution": hook["distribution"], "version": hook["version"], "value": hook["value"],
-            "site_dir": hook["site_dir"], "enabled": state == "enabled", "state": state,
-        })
-    if args.json:
-        import json
+def _measure(env, quiet=False):
+    """Start one interpreter with EPFINDER_TRACE=1, which runs the hooks and records their cost."""
+    import subprocess
 
-        print(json.dumps({"site": site_dir, "enabled": enabled, "hooks": rows, "problems": problems}, indent=2))
+    environ = dict(os.environ, EPFINDER_TRACE="1")
+    try:
+        # install measures on its own initiative: a hook that hangs must not hang install with it.
+        proc = subprocess.run([sys.executable, "-c", "pass"], env=environ, capture_output=True, text=True,
+                              timeout=60 if quiet else 600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        if quiet:
+            _say(f"  note: the hooks' cost was not measured ({exc})")
+            return None
+        raise _Failure(f"cannot start {sys.executable} to measure the hooks: {exc}") from None
+    for line in proc.stderr.splitlines():
+        if not quiet and line.startswith("epfinder: startup hook "):
+            _say(f"  {line}")
+    return proc.returncode
+
+
+def _startup_list(args):
+    env = _report.environment()
+    if args.measure:
+        if env["state"] in ("not_installed", "not_enabled"):
+            raise _Failure(f"epfinder is not enabled for {env['site_dir']}, so no hook runs to measure")
+        _measure(env)
+    hooks, problems = _report.plan(env)
+    costs = _startup_costs.read(env["site_dir"])
+    rows = _report.hook_rows(env, hooks, costs)
+    summary = _report.hooks_summary(env, rows, problems, costs)
+    if args.json:
+        _print_json({"command": "startup list", "environment": _report.public(env), "startup_hooks": summary,
+                     "hooks": rows})
         return 0
-    print(f"startup hooks for {site_dir}: {len(rows)}"
-          f"{'' if enabled else ' (epfinder is not enabled here, so none runs)'}")
-    table = [("#", "id", "priority", "distribution", "value", "state")] + [
-        (str(r["order"]), r["id"], f"{r['priority']} ({r['priority_from']})",
-         f"{r['distribution']}=={r['version']}", r["value"], r["state"]) for r in rows]
+    _say(f"startup hooks for {env['site_dir']}: {summary['message']}")
+    table = [("#", "id", "priority", "distribution", "value", "last cost", "state")] + [
+        (str(r["order"]), r["id"], f"{r['priority']} ({r['priority_source']})",
+         f"{r['distribution']}=={r['version']}", r["value"],
+         "-" if r["last_import_ms"] is None else f"{r['last_import_ms'] + r['last_call_ms']:.1f} ms"
+         + ("" if r["last_outcome"] == "ok" else f" ({r['last_outcome']})"),
+         r["message"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table if rows else ():
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        _say("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     for directory in dict.fromkeys(r["site_dir"] for r in rows):
-        print(f"  from {directory}")
+        _say(f"  from {directory}")
+    if any(r["state"] == "runs" for r in rows):
+        if costs is None:
+            _say("  last cost: not measured yet; python -m epfinder startup list --measure runs them once to "
+                 "measure (so does any start with EPFINDER_TRACE=1)")
+        else:
+            _say(f"  last cost: measured {_ago(costs['measured_ns'])} by a start with EPFINDER_TRACE=1 "
+                 "(import and call; --measure measures again)")
     for problem in problems:
-        print(f"  problem: {problem}")
+        _say(f"  problem: {problem}")
     return 0
 
 

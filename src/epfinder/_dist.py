@@ -8,14 +8,19 @@ computed by that code too, so it raises what a plain scan would raise.
 
 import pathlib
 
+import _epfinder_boot as _boot
+
 from .errors import CacheError
 
 _classes = {}
 _UNKNOWN = object()
 
 
-def _read(record, getter):
-    """getter(cache, index), or _UNKNOWN when that part of the cache file turns out to be corrupt.
+def _read(record, getter, check=True):
+    """getter(cache, index), or _UNKNOWN when the plain code must answer.
+
+    A distribution object may be kept and asked again after a reinstall; a plain one re-reads
+    its files then, so the cache answers only while it still describes this distribution.
 
     Tables are decoded (and their checksums checked) on first use, after the distribution object
     was handed out; a corrupt one must not reach the caller. The file is deleted so that the next
@@ -23,6 +28,8 @@ def _read(record, getter):
     """
     cache, index = record
     try:
+        if check and not cache.current(_boot.mode, index):
+            return _UNKNOWN
         return getter(cache, index)
     except CacheError:
         from . import _finder  # deferred: _finder imports this module
@@ -32,7 +39,8 @@ def _read(record, getter):
 
 
 def _entry(cache, index):
-    value = _read((cache, index), lambda c, i: c.entry(i))
+    # Not checked for currency: like a plain distribution's, the path is fixed when it is made.
+    value = _read((cache, index), lambda c, i: c.entry(i), check=False)
     if value is _UNKNOWN:
         # The directory is unchanged (its signature matched), so a fresh listing puts the same
         # entry at the same place in search order.
@@ -95,6 +103,13 @@ def _make_class(md):
             make = md.EntryPoint
             return md.EntryPoints(make(name=name, value=value, group=group)._for(self) for group, name, value in known)
 
+    def _epfinder_has_metadata(self):
+        # True when the cache proves a metadata file is there: it knows the name read from it.
+        known = _read(self._epfinder_record, lambda c, i: c.name(i))
+        return known is not None and known is not _UNKNOWN
+
+    CachedPathDistribution._epfinder_has_metadata = _epfinder_has_metadata
+
     if hasattr(base, "_has_metadata"):
         # importlib_metadata 10.1+ asks every distribution this in entry_points() and
         # distribution(); a known name means its metadata was read, so it is there.
@@ -105,5 +120,9 @@ def _make_class(md):
 
         CachedPathDistribution._has_metadata = _has_metadata
 
-    CachedPathDistribution.__module__ = __name__
+    # What a caller can print or log names the class it stands for (repr, type(dist).__name__);
+    # isinstance() and pickling (__reduce__) already answer as for the base.
+    CachedPathDistribution.__module__ = base.__module__
+    CachedPathDistribution.__qualname__ = base.__qualname__
+    CachedPathDistribution.__name__ = base.__name__
     return CachedPathDistribution

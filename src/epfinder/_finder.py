@@ -14,7 +14,7 @@ import sys
 
 import _epfinder_boot as _boot
 
-from . import _cache, _scan
+from . import _cache, _entry_points_txt, _scan
 from .errors import CacheError
 
 
@@ -86,7 +86,10 @@ def _usable(cache, signature, mode, recheck):
         return True
     if cache.signature != signature:
         return False
-    return mode != "strict" or cache.stamps_match()
+    try:
+        return cache.stamps_match() if mode == "strict" else cache.watched_match()
+    except CacheError:
+        return False  # a corrupt stamps table: rebuilt, like any cache that cannot be checked
 
 
 def _forget(path):
@@ -176,9 +179,16 @@ def _plain(md, path, prepared):
 
 
 def _search_path(md, path, prepared):
+    found = _search_cache(md, path, prepared)
+    # Outside any except block: an exception of the plain code reaches the caller as it is.
+    return _plain(md, path, prepared) if found is None else found
+
+
+def _search_cache(md, path, prepared):
+    """The distributions the cache of ``path`` answers, or None when the plain search must."""
     state = _served_or_none(path)
     if state is None:
-        return _plain(md, path, prepared)
+        return None
     if state is NOTHING:
         return ()
     try:
@@ -188,7 +198,7 @@ def _search_path(md, path, prepared):
                 # trust: a name the cache does not know may have been installed since.
                 state = _served_or_none(path, recheck=True)
                 if state is None or state is NOTHING:
-                    return _plain(md, path, prepared) if state is None else ()
+                    return None if state is None else ()
                 indices = state.lookup(prepared.normalized)
         else:
             indices = range(state.count)
@@ -198,7 +208,7 @@ def _search_path(md, path, prepared):
         if _debug():
             raise
         _forget(path)
-        return _plain(md, path, prepared)
+        return None
 
 
 # --- finishing importlib.metadata as it is imported -------------------------------------------
@@ -274,6 +284,7 @@ def patch_module(md):
     if md in _patched:
         return
     _patch_packages_distributions(md)
+    _patch_prefer_valid(md)
     original = md.entry_points
     names = frozenset(getattr(getattr(original, "__code__", None), "co_names", ()))
     shape = _SHAPES.get(names)
@@ -301,7 +312,52 @@ def _patch_packages_distributions(md):
     md.packages_distributions = replacement
 
 
+# Distribution._prefer_valid of CPython 3.15, by the globals it uses: it reads `metadata` of each
+# distribution in turn until one has it, which for version() and distribution() means parsing a
+# METADATA file with email (milliseconds) where 3.14 parsed nothing.
+_PREFER_VALID_BY_METADATA = frozenset({"ExceptionTrap", "MetadataNotFound", "passes", "operator",
+                                       "attrgetter", "bucket", "itertools", "chain"})
+_patched_prefer_valid = {}  # Distribution class -> (original staticmethod, the one put in its place)
+
+
+def _patch_prefer_valid(md):
+    """Answer 3.15's _prefer_valid without parsing the METADATA of a cached distribution.
+
+    A cached distribution whose name the cache knows had a metadata file when it was scanned (and
+    the cache is current), so `metadata` would not raise MetadataNotFound: it goes to the front
+    bucket without being read. Any other distribution is asked as the original asks it.
+    """
+    cls = md.Distribution
+    original = cls.__dict__.get("_prefer_valid")
+    func = getattr(original, "__func__", None)
+    if cls in _patched_prefer_valid or not isinstance(original, staticmethod) or \
+            frozenset(getattr(getattr(func, "__code__", None), "co_names", ())) != _PREFER_VALID_BY_METADATA:
+        return
+    names = func.__globals__
+    trap, missing, bucket = names["ExceptionTrap"], names["MetadataNotFound"], names["bucket"]
+
+    def _prefer_valid(dists):
+        has_metadata = trap(missing).passes(operator.attrgetter("metadata"))
+
+        def check(dist):
+            known = getattr(dist, "_epfinder_has_metadata", None)
+            return True if known is not None and known() else has_metadata(dist)
+
+        buckets = bucket(dists, check)
+        return itertools.chain(buckets[True], buckets[False])
+
+    _prefer_valid.__doc__ = func.__doc__
+    _prefer_valid.__wrapped__ = func
+    replacement = staticmethod(_prefer_valid)
+    _patched_prefer_valid[cls] = (original, replacement)
+    cls._prefer_valid = replacement
+
+
 def unpatch_all():
+    for cls, (original, replacement) in list(_patched_prefer_valid.items()):
+        if cls.__dict__.get("_prefer_valid") is replacement:
+            cls._prefer_valid = original
+    _patched_prefer_valid.clear()
     for md, (original, replacement) in list(_patched.items()):
         if md.entry_points is replacement:
             md.entry_points = original
@@ -343,8 +399,10 @@ def _make_entry_points(md, original, shape):
         except Exception:
             if _debug():
                 raise
-            # Whatever went wrong, the plain function gives the plain answer (or raises the
-            # plain exception).
+            eps = None
+        if eps is None:
+            # Whatever went wrong, the plain function gives the plain answer, or raises the plain
+            # exception: from here, outside the except block, so that nothing is chained to it.
             return original(**params)
         if type(params.get("group")) is str and params.keys() <= {"group", "name"}:
             # Every entry collected already matches, and one group needs no regrouping: this
@@ -378,6 +436,37 @@ class _Dedup:
 
 class _MetadataMissing(Exception):
     """A distribution without metadata, which _prefer_valid would move: answer plainly."""
+
+
+class _InvalidValue(Exception):
+    """An entry point the library would refuse to create: answer plainly, which raises."""
+
+
+_validating = {}  # EntryPoint class -> whether it checks its value on creation
+
+
+def validates_values(lib):
+    """Whether ``lib`` raises ValueError when an EntryPoint with an invalid value is created.
+
+    importlib_metadata 8.7+ and CPython 3.15 do; then plain entry_points() raises when any
+    distribution it reads holds one, in whatever group. The scanner flags such distributions
+    with the same pattern; a library with another pattern is never answered from the index.
+    """
+    cls = lib.EntryPoint
+    known = _validating.get(cls)
+    if known is None:
+        try:
+            cls(name="n", value="not a valid value!", group="g")
+            known = False
+        except ValueError:
+            pattern = getattr(getattr(cls, "pattern", None), "pattern", None)
+            known = True if pattern == _entry_points_txt.PATTERN else None
+        except Exception:
+            known = None
+        _validating[cls] = known
+    if known is None:
+        raise _InvalidValue
+    return known
 
 
 def _has_metadata(lib, dist):
@@ -433,6 +522,9 @@ def _collect(md, params, require_metadata=False):
                 continue
             if require_metadata and any(not cls(state, i)._has_metadata() for i in state.unnamed()):
                 raise _MetadataMissing
+            if state.invalid and validates_values(lib) and not all(
+                    i in state.shadowed or dedup.seen(state.normalized()[i]) for i in state.invalid):
+                raise _InvalidValue
             if not state.fast:
                 add_plain(cls(state, i) for i in range(state.count))
                 continue

@@ -14,7 +14,6 @@ import collections
 import json
 import os
 import sys
-import time
 import zlib
 
 import _epfinder_boot as _boot
@@ -23,9 +22,7 @@ from . import _atomic, _cache, _finder
 from ._dist import distribution_class
 
 FORMAT = "epfinder-top-level"
-VERSION = 1
-# The files the per-distribution code may read; a side file is written only once all have settled.
-_READS = ("top_level.txt", "RECORD", "installed-files.txt", "SOURCES.txt")
+VERSION = 2
 
 # packages_distributions() shapes, by the globals they use: 3.10 (top_level.txt only), 3.11 to
 # 3.13 and the backport (declared or inferred), the backport 7+ (metadata may be None).
@@ -77,10 +74,11 @@ def _side_file(cache_file, tag):
     return os.path.join(folder, f"{name[:-len('.jsonl')]}.top-level-{tag}.json")
 
 
-def side_files(path):
-    """Every side file of ``path`` that may exist, for discard(): none in a refused folder."""
+def side_files(path, cache_files=None):
+    """Every side file of ``path`` that may exist beside ``cache_files`` (default: every candidate),
+    for discard(): none in a refused folder."""
     found = []
-    for cache_file in _cache.candidate_files(path):
+    for cache_file in _cache.candidate_files(path) if cache_files is None else cache_files:
         folder, name = os.path.split(cache_file)
         prefix = "top-level-" if name == _cache.FILENAME else f"{name[:-len('.jsonl')]}.top-level-"
         try:
@@ -104,39 +102,25 @@ def _load(state, tag):
             # Checked on its descriptor before reading: a regular file that only root, this user or
             # the directory's owner can have written (never a FIFO, which would block).
             data = json.loads(_boot.read_trusted(_side_file(cache_file, tag), state.path, _MAX_SIDE_FILE))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         names = data.get("names") if type(data) is dict else None
         if (data.get("format") == FORMAT and data.get("version") == VERSION and data.get("path") == state.path
-                and data.get("flavour") == tag and data.get("signature") == state.signature
+                and data.get("flavour") == tag and data.get("generation") == state.generation
                 and type(names) is list and len(names) == state.count
                 and all(type(n) is list and all(type(x) is str for x in n) for n in names)):
             return names
     return None
 
 
-def _settled(state, now_ns):
-    limit = now_ns - _cache.settle_ns()
-    if max(state.signature[2:]) >= limit:
-        return False
-    for i in range(state.count):
-        entry = os.path.join(state.path, state.entry(i))
-        for name in _READS:
-            try:
-                st = os.stat(os.path.join(entry, name))
-            except OSError:
-                continue
-            if st.st_mtime_ns >= limit or st.st_ctime_ns >= limit:
-                return False
-    return True
-
-
 def _store(state, tag, names):
-    for cache_file in _cache.candidate_files(state.path):
+    # Beside the first cache file there is where this interpreter writes caches: never into a base
+    # interpreter's folder from a venv (docs/security.md, rule 8).
+    for cache_file in _cache.writable_files(state.path):
         if not os.path.exists(cache_file):
             continue
         data = json.dumps({"format": FORMAT, "version": VERSION, "path": state.path, "flavour": tag,
-                           "signature": state.signature, "count": state.count, "names": names},
+                           "generation": state.generation, "count": state.count, "names": names},
                           ensure_ascii=True, separators=(",", ":"))
         try:
             # Beside the cache file, in a checked folder, 0644 whatever the umask (epfinder._atomic).
@@ -147,21 +131,48 @@ def _store(state, tag, names):
 
 
 def _names_of_directory(state, cls, tag, names_for):
-    """What names_for() returns for each distribution of a cached directory, in search order."""
+    """What names_for() returns for each distribution of a cached directory, in search order.
+
+    The side file belongs to one version of the directory's cache (its generation). That cache
+    was found current just before, so the files read here are the ones it describes: a sealed
+    entry does not change inside, and a change to a watched one makes a new cache, with another
+    generation, at the next query.
+    """
     if _boot.mode != "strict":  # strict checks files one by one; the side file records none
         names = _load(state, tag)
         if names is not None:
             return names
-    started = time.time_ns()
     names = [list(names_for(cls(state, i))) for i in range(state.count)]
-    if _boot.mode != "strict" and _settled(state, started):
+    if _boot.mode != "strict" and state.trusted:
         _store(state, tag, names)
     return names
 
 
+class _Raised(Exception):
+    """The library's own code raised for a distribution, in the order the plain call would reach it."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _as_plain(fn):
+    def call(dist):
+        try:
+            return fn(dist)
+        except Exception as exc:
+            raise _Raised(exc) from None
+    return call
+
+
 def serve(md, shape):
-    """md.packages_distributions(), with cached directories answered from their side files."""
+    """md.packages_distributions(), with cached directories answered from their side files.
+
+    The library's per-distribution code is called in the plain call's order (the names of a whole
+    cached directory come first, so an exception there is left to the plain call), so an
+    exception it raises is the one the plain call raises: it is passed on as _Raised.
+    """
     names_for, name_of = shape
+    names_in_order, name_of = _as_plain(names_for), _as_plain(name_of)
     pkg_to_dist = collections.defaultdict(list)
 
     def add(dist, names):
@@ -173,7 +184,7 @@ def serve(md, shape):
         lib = _finder._library_of(resolver)
         if lib is None:
             for dist in resolver(context):
-                add(dist, names_for(dist))
+                add(dist, names_in_order(dist))
             continue
         cls = distribution_class(lib)
         everything = lib.Prepared(None)
@@ -184,7 +195,7 @@ def serve(md, shape):
                 continue
             if state is None:
                 for dist in _finder._plain(lib, path, everything):
-                    add(dist, names_for(dist))
+                    add(dist, names_in_order(dist))
                 continue
             for i, names in enumerate(_names_of_directory(state, cls, tag, names_for)):
                 if not names:
@@ -205,12 +216,18 @@ def make_packages_distributions(md, original, shape):
     def packages_distributions():
         if _boot.mode is None or discovery != _finder._discovery(md):
             return original()
+        raised = None
         try:
             return serve(md, shape)
+        except _Raised as plain:
+            raised = plain.exc
         except Exception:
             if _finder._debug():
                 raise
-            return original()  # the plain answer, or the plain exception
+        if raised is not None:
+            raise raised  # what the plain call raises, without reading every file again to raise it
+        # The plain answer, or the plain exception, raised outside the except block.
+        return original()
 
     for attr in ("__doc__", "__name__", "__qualname__", "__module__"):
         setattr(packages_distributions, attr, getattr(original, attr))

@@ -12,6 +12,7 @@ import os
 import re
 
 from . import _entry_points_txt as entry_points_txt
+from ._freshness import SIDE_INPUTS, is_sealed
 
 # The exceptions PathDistribution.read_text swallows (returning None); any other error propagates
 # to the caller of importlib.metadata, so the scanner records such a value as unknown instead.
@@ -132,14 +133,21 @@ def parse_entry_points(text):
         raise Unknown(exc.line) from exc
 
 
-def read_distribution(root, child):
-    """The record of one metadata entry; see docs/cache-format.md for the fields."""
+def read_distribution(root, child, install_location=False):
+    """The record of one metadata entry; see docs/cache-format.md for the fields.
+
+    ``watch`` in the record says that the entry's stamps must be checked at every query: always
+    outside an install location (source trees, ``PYTHONPATH`` entries, the current directory, which
+    hold few distributions and are edited in place by setuptools and by people), and inside one
+    for every entry that is not sealed (see is_sealed).
+    """
     path = os.path.join(root, child)
     stamps = []
     try:
         stamps.append([".", stamp(os.stat(path))])
     except OSError:
         stamps.append([".", None])
+    watch = not (install_location and is_sealed(path, child))
 
     name = version = None
     try:
@@ -166,6 +174,12 @@ def read_distribution(root, child):
         eps = parse_entry_points(_read_text(path, "entry_points.txt", stamps) or "")
     except Unknown:
         eps = None
+    if watch:
+        for filename in SIDE_INPUTS:
+            try:
+                stamps.append([filename, stamp(os.stat(os.path.join(path, filename)))])
+            except OSError:
+                pass  # creating it changes the entry's own stamp, which is watched
     return {
         "entry": child,
         "name": name,
@@ -173,6 +187,10 @@ def read_distribution(root, child):
         "normalized": normalized,
         "entry_points": eps,
         "stamps": stamps,
+        "watch": watch,
+        # A value the validating libraries (importlib_metadata 8.7+, 3.15) refuse: they are then
+        # answered by the plain code, which raises as they do.
+        "invalid": eps is not None and not all(entry_points_txt.is_valid_value(v) for _g, _n, v in eps),
     }
 
 
@@ -194,7 +212,7 @@ def list_metadata(root):
     return ordered, index
 
 
-def scan(root):
+def scan(root, install_location=False):
     """Everything the cache records for ``root``, a directory that is neither ``''`` nor an egg.
 
     Returns (signature before, signature after, lookup index, records in search order).
@@ -202,6 +220,6 @@ def scan(root):
     """
     before = dir_signature(os.stat(root))
     ordered, index = list_metadata(root)
-    records = [read_distribution(root, child) for child in ordered]
+    records = [read_distribution(root, child, install_location) for child in ordered]
     after = dir_signature(os.stat(root))
     return before, after, index, records

@@ -17,26 +17,19 @@ import _epfinder_boot as _boot
 from _epfinder_boot import STARTUP_GROUP as GROUP, normalize
 
 from . import _entry_points_txt as entry_points_txt
-
-# A directory whose last change is this recent may still be in the middle of an install (pip
-# creates a *.dist-info folder, then writes entry_points.txt into it, which does not touch the
-# site directory again): its scan is used for this start but not written down.
-SETTLE_NS = 3_000_000_000
+from ._freshness import is_sealed
 
 # The exceptions PathDistribution.read_text treats as "no such file".
 _ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+# The files of a watched entry that decide its hooks and how they are named.
+_WATCHED_FILES = ("", "entry_points.txt", "METADATA", "PKG-INFO")
+# How long `install` and `refresh` wait for a directory that keeps changing to hold still.
+_WAIT_S = 4.0
 
 
-def has_settled(st):
-    """Whether a directory's last change is old enough for its scan to be written down."""
-    margin = SETTLE_NS
-    if not sys.flags.ignore_environment and os.environ.get("EPFINDER_SETTLE"):
-        try:  # the same setting as epfinder._cache.settle_ns(), which this module must not import
-            margin = max(0, int(float(os.environ["EPFINDER_SETTLE"]) * 1e9))
-        except ValueError:
-            pass
-    return max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - margin
+def _stamp(st):
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def lookup_order(path):
@@ -90,23 +83,40 @@ def _hooks_in(text):
     """The (name, value) pairs of the startup group, and a problem or None.
 
     importlib.metadata rejects a whole file with a line that has no '=' in any section, so such a
-    file registers no hooks.
+    file registers no hooks; from Python 3.15 it also rejects a file with an invalid value in any
+    group (it validates each EntryPoint it makes), so then such a file registers none either.
     """
     try:
-        return [(name, value) for group, name, value in entry_points_txt.parse(text) if group == GROUP], None
+        found = entry_points_txt.parse(text)
     except entry_points_txt.MalformedLine as exc:
         return [], f"entry_points.txt line {exc.number} has no '='"
+    if sys.version_info >= (3, 15):
+        for _group, name, value in found:
+            if not entry_points_txt.is_valid_value(value):
+                return [], f"entry_points.txt: {name} = {value} is not 'module[:attr] [extras]'"
+    return [(name, value) for group, name, value in found if group == GROUP], None
+
+
+def _watch(path, child, watched):
+    """Record the stamps of an entry that may change in place (see _freshness.is_sealed)."""
+    for name in _WATCHED_FILES:
+        rel = os.path.join(child, name) if name else child
+        try:
+            watched.append([rel, _stamp(os.stat(os.path.join(path, rel)))])
+        except OSError:
+            pass  # created later: that changes the entry's own stamp
 
 
 def scan(path):
-    """What the hook table records for one site directory, and whether it may be written down."""
+    """What the hook table records for one site directory, and whether the scan was undisturbed."""
     st = os.stat(path)
     before = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-    settled = has_settled(st)
-    names, hooks, bad = [], [], []
+    names, hooks, bad, watched = [], [], [], []
     seen = set()
     for child in lookup_order(path):
         entry = os.path.join(path, child)
+        if not is_sealed(entry, child):
+            _watch(path, child, watched)
         stem, ext = os.path.splitext(child)
         dist = normalize(stem.partition("-")[0]) if ext in (".dist-info", ".egg-info") else ""
         dist_name = version = None
@@ -131,16 +141,26 @@ def scan(path):
             hooks.append([dist, name, value, dist_name or "", version or ""])
     st = os.stat(path)
     after = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-    return [before, "\t".join(names), hooks, bad], settled and before == after
+    return [before, "\t".join(names), hooks, bad, watched], before == after
+
+
+def older_than(reference_ns, entry):
+    """git's racy-clean rule, as for the caches: every stamp strictly older than the reference.
+
+    A change in the same timestamp tick as the scan, after it, would leave every stamp as it was.
+    """
+    stamps = [entry[0][2:]] + [stamp[3:] for _name, stamp in entry[4]]
+    return all(t < reference_ns for pair in stamps for t in pair)
 
 
 def render(tables):
     """The table file's text for {site dir: entry}; entries that a field cannot hold are left out."""
     lines = [_boot.TABLE_HEADER]
-    for path, (signature, names, hooks, bad) in tables.items():
+    for path, (signature, names, hooks, bad, watched) in tables.items():
         rows = [["dir", path, *map(str, signature)]]
         if names:
             rows.append(["names", names])
+        rows += [["watch", name, *map(str, stamp)] for name, stamp in watched]
         rows += [["hook", *hook] for hook in hooks]
         rows += [["bad", *problem] for problem in bad]
         # A tab or newline inside a field cannot be written; that directory is rescanned instead.
@@ -153,16 +173,42 @@ def render(tables):
     return "\n".join(lines)
 
 
-def write(file, tables):
-    """Replace the table file atomically; False when it cannot be written (read-only, full disk,
-    or a cache folder that others could have planted: see epfinder._atomic)."""
-    from . import _atomic  # deferred: a rescan at start writes the table only when it changed
+class _Pending:
+    """The table's next version: a temporary file beside it, made before any directory is scanned.
 
-    try:
-        _atomic.write(file, render(tables).encode("utf-8"))
-        return True
-    except OSError:
-        return False
+    Its birth time is the reference of the racy rule (same filesystem, same clock as the site
+    directories' stamps in the usual case), so it must exist before the scan starts. It is made
+    by epfinder._atomic (a random name, O_EXCL|O_NOFOLLOW in a checked folder, 0644): a folder
+    that others could have planted is refused, and then nothing is written.
+    """
+
+    def __init__(self, file):
+        from . import _atomic  # deferred: a start imports this module only to rescan
+
+        self.file = file
+        self.fd = self._atomic = None
+        try:
+            self._atomic = _atomic.AtomicFile(file)
+            self.fd = self._atomic.fd
+            self.reference_ns = os.fstat(self.fd).st_mtime_ns
+        except OSError:
+            self.close()
+
+    def commit(self, tables):
+        """Replace the table file atomically; False when it cannot be written (full disk...)."""
+        try:
+            self._atomic.commit(render(tables).encode("utf-8"))
+            return True
+        except OSError:
+            return False
+        finally:
+            self.close()
+
+    def close(self):
+        if self._atomic is not None:
+            self._atomic.abort()
+            self._atomic = None
+        self.fd = None
 
 
 def refresh(file, dirs, tables, stale):
@@ -171,19 +217,29 @@ def refresh(file, dirs, tables, stale):
     Returns {site dir: entry} for ``dirs``. A directory that cannot be listed has no hooks.
     """
     fresh = {p: tables[p] for p in dirs if p in tables and p not in stale}
+    pending = _Pending(file) if os.path.isdir(os.path.dirname(file)) else None
+    try:
+        return _refresh(pending, dirs, tables, stale, fresh)
+    finally:
+        if pending is not None:
+            pending.close()
+
+
+def _refresh(pending, dirs, tables, stale, fresh):
     # Entries of site directories not in this start's sys.path (the user site under -s, say) are
     # kept while the directory exists: their signatures are checked whenever they are used.
     trusted = {p: e for p, e in tables.items() if p not in stale and (p in fresh or os.path.isdir(p))}
     for path in stale:
         try:
-            entry, settled = scan(path)
+            entry, undisturbed = scan(path)
         except OSError:
             continue
         fresh[path] = entry
-        if settled and not os.stat(path).st_mode & 0o002:
+        if undisturbed and not os.stat(path).st_mode & 0o002 and pending is not None \
+                and pending.fd is not None and older_than(pending.reference_ns, entry):
             trusted[path] = entry
-    if os.path.isdir(os.path.dirname(file)) and trusted != tables:
-        write(file, trusted)
+    if pending is not None and pending.fd is not None and trusted != tables:
+        pending.commit(trusted)
     return {p: fresh[p] for p in dirs if p in fresh}
 
 
@@ -192,7 +248,8 @@ def rebuild(wait=False, site=None):
 
     ``site``: the site directory whose table to write (default: the one whose config is in force
     in this process). Returns True when the table on disk now covers every site directory. With
-    ``wait``, a directory changed in the last seconds is rescanned until it has settled (at most ~4 s).
+    ``wait``, a directory changed within the scan's timestamp tick is rescanned until it holds
+    still (at most ~4 s).
     """
     dirs = [p for p in _boot.startup_site_dirs() if os.path.isdir(p)]
     if site is None:
@@ -200,7 +257,7 @@ def rebuild(wait=False, site=None):
         site = os.path.dirname(os.path.dirname(file))
     else:
         file = os.path.join(site, _boot.CONFIG_DIR, _boot.STARTUP_TABLE)
-    deadline = time.monotonic() + SETTLE_NS / 1e9 + 1
+    deadline = time.monotonic() + _WAIT_S
     while True:
         refresh(file, dirs, {}, dirs)
         written = _boot.read_startup_table(file, site) or {}

@@ -1,0 +1,114 @@
+"""The files epfinder writes into its own site directory, listed in its distribution's RECORD.
+
+pip and uv uninstall every file that RECORD lists (skipping those that do not exist), and a folder
+whose every file is listed goes with them. Listing ``.epfinder-cache/`` there means that
+``pip uninstall importlib-metadata-cache`` removes the config, the hook table and the caches even
+when ``python -m epfinder uninstall`` did not run first: nothing is left to switch a later
+reinstall back on. ``python -m epfinder uninstall`` takes the lines out again.
+"""
+
+import os
+
+import _epfinder_boot as _boot
+
+from . import DISTRIBUTION, _atomic, _cache, _startup_costs
+
+# What may appear in .epfinder-cache/ of the site directory, listed even before it exists (pip and
+# uv skip listed files that are absent): the config, the hook table, the hook costs, the cache.
+FIXED = (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, _startup_costs.FILENAME, _cache.FILENAME)
+
+
+def record_file(site_dir):
+    """The RECORD of this distribution in ``site_dir``, or None (a source tree, an odd install)."""
+    wanted = _boot.normalize(DISTRIBUTION)
+    try:
+        children = os.listdir(site_dir)
+    except OSError:
+        return None
+    for child in children:
+        stem, _, rest = child.partition("-")
+        if not child.endswith(".dist-info") or _boot.normalize(stem) != wanted:
+            continue
+        record = os.path.join(site_dir, child, "RECORD")
+        try:
+            with open(record, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, ValueError):
+            continue
+        if any(line.split(",", 1)[0] == "_epfinder_boot.py" for line in lines):
+            return record
+    return None
+
+
+def _side_file_names():
+    # The packages_distributions() side file that the stdlib's code writes in this interpreter. Its
+    # flavour fingerprints the function a query calls, which is epfinder's stand-in once the module
+    # is patched; this process may not have patched it, so the stand-in is made here as a start
+    # would make it, on a copy of the module's namespace.
+    try:
+        import importlib.metadata as md
+        import types
+
+        from ._packages import flavour, make_packages_distributions, shape_of
+
+        current = md.packages_distributions
+        if getattr(current, "__wrapped__", None) is None:
+            shape = shape_of(md)
+            if shape is None:
+                return []
+            current = make_packages_distributions(md, current, shape)
+        patched = types.SimpleNamespace(**{**vars(md), "packages_distributions": current})
+        return [f"top-level-{flavour(patched, md)}.json"]
+    except Exception:
+        return []
+
+
+# The PEP 829 start file that `install` writes on 3.18+: left behind, it would make every start
+# try to import a module that is gone.
+START_FILE = "epfinder.start"
+
+
+def owned(site_dir):
+    """RECORD paths for what epfinder keeps, or may keep, in ``site_dir/.epfinder-cache/``, and the
+    start file when install wrote one."""
+    names = set(FIXED) | set(_side_file_names())
+    try:
+        names.update(f for f in os.listdir(os.path.join(site_dir, _cache.SUBDIR)) if not f.startswith(".tmp-"))
+    except OSError:
+        pass
+    paths = sorted(f"{_cache.SUBDIR}/{name}" for name in names if "," not in name and '"' not in name)
+    if os.path.exists(os.path.join(site_dir, START_FILE)):
+        paths.append(START_FILE)
+    return paths
+
+
+def _rewrite(record, keep, extra):
+    with open(record, encoding="utf-8", newline="") as f:
+        text = f.read()
+    lines = text.splitlines()
+    new = [line for line in lines if keep(line)] + [f"{path},," for path in extra]
+    if new == lines:
+        return False
+    # Through epfinder._atomic (a random temporary name, O_EXCL|O_NOFOLLOW in a checked folder),
+    # keeping RECORD's mode.
+    _atomic.write(record, ("\n".join(new) + "\n").encode("utf-8"), mode=os.stat(record).st_mode & 0o777)
+    return True
+
+
+def add(site_dir):
+    """List what epfinder keeps in ``site_dir`` in RECORD. OSError when RECORD cannot be written."""
+    record = record_file(site_dir)
+    if record is None:
+        return False
+    with open(record, encoding="utf-8") as f:
+        listed = {line.split(",", 1)[0] for line in f.read().splitlines()}
+    return _rewrite(record, lambda line: True, [p for p in owned(site_dir) if p not in listed])
+
+
+def remove(site_dir):
+    """Take epfinder's own lines out of RECORD again (uninstall)."""
+    record = record_file(site_dir)
+    if record is None:
+        return False
+    prefix = _cache.SUBDIR + "/"
+    return _rewrite(record, lambda line: not line.startswith(prefix) and line != f"{START_FILE},,", [])
