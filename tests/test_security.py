@@ -16,13 +16,14 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 import _epfinder_boot as boot
-from epfinder import _atomic, _cache, _cli, _packages, _startup_table
+from epfinder import _atomic, _cache, _cli, _packages, _record, _startup_costs, _startup_table
 from helpers import EPFINDER_ROOT, clean_env, dist_info, make_wheel, pip, run, write_tree
 
 OTHER = "epfinder-other"
@@ -309,13 +310,17 @@ def test_2_symlinks_planted_for_upcoming_pids_write_nothing_through(shared_venv,
         shutil.rmtree(victim.parent)
 
 
-@pytest.mark.parametrize("writer", ["config", "hook table", "side file"])
+@pytest.mark.parametrize("writer", ["config", "hook table", "side file", "cache", "costs file", "RECORD"])
 def test_2_each_writer_goes_through_the_helper(tmp_path, monkeypatch, writer):
     """A guessed temporary name holding a symlink is refused (O_EXCL|O_NOFOLLOW) by every writer."""
     folder = tmp_path / ".epfinder-cache"
     folder.mkdir()
     victim = tmp_path / "victim"
     victim.write_text("keep\n")
+    (folder / "RECORD").write_text("_epfinder_boot.py,,\n")
+    (folder / "RECORD").chmod(0o644)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    time.sleep(0.05)  # the cache is written only when the directory is older than its temporary file
     draws = iter([b"\x07" * 8, b"\x08" * 8])
     monkeypatch.setattr(os, "urandom", lambda n: next(draws))
     (folder / (_atomic.TEMP_PREFIX + (b"\x07" * 8).hex())).symlink_to(victim)
@@ -327,8 +332,7 @@ def test_2_each_writer_goes_through_the_helper(tmp_path, monkeypatch, writer):
         elif writer == "hook table":
             assert _startup_table._Pending(str(folder / boot.STARTUP_TABLE)).commit({})
             written = folder / boot.STARTUP_TABLE
-        else:
-            monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        elif writer == "side file":
             (folder / _cache.FILENAME).write_text("stand-in for the cache file\n")
 
             class State:
@@ -336,6 +340,15 @@ def test_2_each_writer_goes_through_the_helper(tmp_path, monkeypatch, writer):
 
             _packages._store(State, "tag", [])
             written = folder / "top-level-tag.json"
+        elif writer == "cache":
+            assert _cache.build(str(tmp_path)).trusted
+            written = folder / _cache.FILENAME
+        elif writer == "costs file":
+            assert _startup_costs.record(str(tmp_path), [("a:b", 1, 2, "ok")])
+            written = folder / _startup_costs.FILENAME
+        else:
+            assert _record._rewrite(str(folder / "RECORD"), lambda line: True, ["x"])
+            written = folder / "RECORD"
     finally:
         os.umask(old)
     assert victim.read_text() == "keep\n"
