@@ -554,13 +554,26 @@ def _print_hooks_line(env):
     _say(_hooks_line(_report.hooks_summary(env, rows, problems, costs), rows, costs))
 
 
+def _at_start(args, env):
+    """How many items run code at start, and how many no distribution installed (startup list --all)."""
+    from . import _audit
+
+    items = _audit.audit(list(args.sys_path), env["_config"], env["state"] == "enabled")
+    running = [i for i in items if i["runs_code"] and not i["disabled_by"]]
+    return {"runs_code": len(running), "no_owner": sum(i["owner"]["state"] == "no_owner" for i in running)}
+
+
 def _cmd_status(args):
     env, rows, costs, report = _status_report(args)
+    report["at_start"] = _at_start(args, env)
     if args.json:
         _print_json(report)
         return 0
     _say(f"epfinder: {env['message']}")
     _say(_hooks_line(report["startup_hooks"], rows, costs))
+    at_start = report["at_start"]
+    _say(f"at start: {at_start['runs_code']} item(s) run code (.pth lines, .start entries, sitecustomize, "
+         f"hooks), {at_start['no_owner']} installed by no distribution (python -m epfinder startup list --all)")
     _say("sys.path, as a program started with this interpreter sees it:")
     for info in report["sys_path"]:
         counts = ""
