@@ -112,3 +112,8 @@ def test_the_listed_order_is_the_order_things_run(audited):
 
     text = sh("-m", "epfinder", "startup", "list", "--all").stdout
     assert "not installed by any distribution" in text and "modified since install" in text
+
+    timed = json.loads(sh("-m", "epfinder", "startup", "list", "--all", "--time", "--json").stdout)["items"]
+    running = [i for i in timed if i["runs_code"] and not i["disabled_by"]]
+    assert running and all(isinstance(i["cost_ms"], float) for i in running), running
+    assert "at start:" in sh("-m", "epfinder", "status").stdout
