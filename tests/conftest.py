@@ -65,3 +65,17 @@ def venv(tmp_path, venv_template):
     target = tmp_path / "venv"
     shutil.copytree(template, target, symlinks=True)
     return Venv(str(target / "bin" / "python"), target / relative_site, pristine)
+
+
+# Build backends and tools for the tests that build and install projects as users do.
+BACKENDS = ["setuptools>=77", "setuptools<80", "hatchling", "editables", "flit_core", "pyfakefs", "wheel"]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    """Build backends and tools, downloaded once, so that builds run isolated and offline."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    for requirement in BACKENDS:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+                        "-d", str(folder), requirement], check=True, timeout=600, capture_output=True)
+    return folder

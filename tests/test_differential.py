@@ -51,13 +51,16 @@ def test_names_case_and_separators(tmp_path):
         **dist_info("dash-name", "3.0", "[g]\nd = dash:d\n"),
         **dist_info("Upper", "1.0", "[g]\nu = up:u\n", dirname="UPPER-1.0.DIST-INFO"),
         **dist_info("mixed", "1.0", dirname="Mixed.Case__Name-1.0.dist-info"),
+        # 3.15 lowers before it replaces separators, the backport and 3.14 after: 'σ_ς' or 'σ_σ'
+        **dist_info("Σ.Σ", "1.0", "[g]\ns = sigma:s\n", dirname="Σ.Σ-1.0.dist-info"),
+        **dist_info("σ_σ", "2.0", "[g]\ns = other:s\n"),
         **dist_info("noversion", "1", dirname="noversion.dist-info"),
     })
     opt_in(site)
     assert_same_as_plain(
         tmp_path, [site],
         names=["zope.interface", "ZOPE-INTERFACE", "zope_interface", "my-pkg", "MY.PKG", "dash_name",
-               "upper", "mixed-case-name", "noversion"],
+               "upper", "mixed-case-name", "noversion", "Σ.Σ", "σ_ς", "σ_σ"],
     )
 
 

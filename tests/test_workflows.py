@@ -25,19 +25,6 @@ from helpers import clean_env, make_wheel, run, write_tree
 pytestmark = pytest.mark.slow
 
 ASK = str(Path(__file__).resolve().parent / "ask.py")
-BACKENDS = ["setuptools>=77", "setuptools<80", "hatchling", "editables", "flit_core", "pyfakefs", "wheel"]
-
-
-@pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory):
-    """Build backends and tools, downloaded once, so that builds run isolated and offline."""
-    folder = tmp_path_factory.mktemp("wheelhouse")
-    for requirement in BACKENDS:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
-                        "-d", str(folder), requirement], check=True, timeout=600, capture_output=True)
-    return folder
-
-
 class World:
     """An enabled venv and the environment its programs run in."""
 

@@ -188,8 +188,8 @@ def entry_points(group=None, name=None):
 def version(distribution_name):
     """``importlib.metadata.version(distribution_name)``; raises its PackageNotFoundError."""
     try:
-        if type(distribution_name) is not str or not distribution_name:
-            raise _Fallback  # importlib.metadata's own ValueError (or whatever it makes of it)
+        if type(distribution_name) is not str or not distribution_name or not _scan.normalizes_alike(distribution_name):
+            raise _Fallback  # importlib.metadata's own ValueError, or its own normalization
         normalized = _scan.normalize(distribution_name)
         for _path, state in _cached_directories():
             indices = state.lookup(normalized)

@@ -92,6 +92,8 @@ def encode(path, signature, index, records):
         "signature": signature,
         "count": len(records),
         "fast": None not in normalized and all(r["entry_points"] is not None for r in records),
+        "ambiguous": not all(_scan.normalizes_alike(r["entry"]) and _scan.normalizes_alike(r["name"] or "")
+                             for r in records),
         "shadowed": shadowed,
         "watched": len(tables["watch"]),
         "invalid": [i for i, r in enumerate(records) if r["invalid"]],
@@ -109,7 +111,7 @@ class DirCache:
     the number for a file of its own.
     """
 
-    __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "trusted", "watched",
+    __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "ambiguous", "trusted", "watched",
                  "invalid", "generation", "_data", "_body", "_tables", "_parsed", "_dist_eps",
                  "_normset", "_watch")
 
@@ -156,6 +158,7 @@ class DirCache:
         self.invalid = invalid
         self.watched = watched
         self.fast = header.get("fast") is True
+        self.ambiguous = header.get("ambiguous") is not False
         self.trusted = True
         # Names this version of the file: a side file computed from it records this number.
         self.generation = zlib.crc32(data[:end])

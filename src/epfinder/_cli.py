@@ -97,6 +97,11 @@ def _parser():
     q.add_argument("--measure", action="store_true",
                    help="start one interpreter with EPFINDER_TRACE=1 first, which runs the hooks, to "
                         "measure what each costs")
+    q.add_argument("--all", action="store_true",
+                   help="everything that runs code at start, in the order site runs it: .pth lines, "
+                        ".start entries, sitecustomize, usercustomize and the hooks, with their owners")
+    q.add_argument("--time", action="store_true",
+                   help="with --all: measure each item (import and call) in a child interpreter")
     id_help = "<distribution>:<label>, as startup list shows it"
     q = hooks.add_parser("disable", help="never run hook ID (a pattern such as 'mypkg:*' works too)")
     q.add_argument("id", metavar="ID", help=id_help + ", or an fnmatch pattern")
@@ -635,13 +640,26 @@ def _print_hooks_line(env):
     _say(_hooks_line(_report.hooks_summary(env, rows, problems, costs), rows, costs))
 
 
+def _at_start(args, env):
+    """How many items run code at start, and how many no distribution installed (startup list --all)."""
+    from . import _audit
+
+    items = _audit.audit(list(args.sys_path), env["_config"], env["state"] == "enabled")
+    running = [i for i in items if i["runs_code"] and not i["disabled_by"]]
+    return {"runs_code": len(running), "no_owner": sum(i["owner"]["state"] == "no_owner" for i in running)}
+
+
 def _cmd_status(args):
     env, rows, costs, report = _status_report(args)
+    report["at_start"] = _at_start(args, env)
     if args.json:
         _print_json(report)
         return 0
     _say(f"epfinder: {env['message']}")
     _say(_hooks_line(report["startup_hooks"], rows, costs))
+    at_start = report["at_start"]
+    _say(f"at start: {at_start['runs_code']} item(s) run code (.pth lines, .start entries, sitecustomize, "
+         f"hooks), {at_start['no_owner']} installed by no distribution (python -m epfinder startup list --all)")
     _say("sys.path, as a program started with this interpreter sees it:")
     for info in report["sys_path"]:
         counts = ""
@@ -747,6 +765,8 @@ def _measure(env, quiet=False):
 
 
 def _startup_list(args):
+    if args.all or args.time:
+        return _startup_list_all(args)
     env = _report.environment()
     if args.measure:
         if env["state"] in ("not_installed", "not_enabled"):
@@ -781,6 +801,45 @@ def _startup_list(args):
                  "(import and call; --measure measures again)")
     for problem in problems:
         _say(f"  problem: {problem}")
+    return 0
+
+
+_KINDS = {"pth_path": ".pth path", "pth_import": ".pth import", "start_entry": ".start entry",
+          "sitecustomize": "sitecustomize", "usercustomize": "usercustomize", "epfinder_hook": "hook"}
+
+
+def _startup_list_all(args):
+    from . import _audit
+
+    env = _report.environment()
+    enabled = env["state"] == "enabled"
+    items = _audit.audit(list(args.sys_path), env["_config"], enabled)
+    if args.time:
+        _audit.measure(items, list(args.sys_path))
+    running = [i for i in items if i["runs_code"] and not i["disabled_by"]]
+    unowned = [i for i in running if i["owner"]["state"] == "no_owner"]
+    if args.json:
+        _print_json({"command": "startup list --all", "environment": _report.public(env),
+                     "runs_code": len(running), "no_owner": len(unowned), "items": items})
+        return 0
+    _say(f"at each start of {sys.executable}: {len(running)} item(s) run code, "
+         f"{len(unowned)} with no owner (in the order site runs them)")
+    for item in items:
+        owner = item["owner"]
+        who = ("not installed by any distribution" if owner["state"] == "no_owner" else
+               f"{owner['distribution']}" + (f" {owner['version']}" if owner["version"] else "")
+               + (", modified since install" if owner["state"] == "modified" else ""))
+        where = f"{item['file']}:{item['line']}" if item["line"] else (item["file"] or item["site_dir"] or "")
+        skipped = [flag for flag, runs in item["runs_under"].items() if not runs and flag != "-S"]
+        cost = "" if item.get("cost_ms") is None else f"  {item['cost_ms']:.2f} ms"
+        label = f"{item['order']:>3}. {_KINDS[item['kind']]:<13}"
+        if item["kind"] in ("sitecustomize", "usercustomize") and not item["file"]:
+            _say(f"{label} none found")
+            continue
+        _say(f"{label} {item['code']}{cost}")
+        _say(f"       {where}  [{who}]" + (f"  (not under {' '.join(skipped)})" if skipped else "")
+             + ("  (again: site processes a venv's site-packages twice before 3.15)" if item["again"] else "")
+             + (f"  (disabled: {item['disabled_by']})" if item["disabled_by"] else ""))
     return 0
 
 

@@ -103,7 +103,9 @@ def _forget(path):
 
 def _served_or_none(path, recheck=False):
     try:
-        return served(path, recheck)
+        state = served(path, recheck)
+        # Names that the stdlib of 3.15 and the backport normalize differently: plain code only.
+        return None if state is not None and state is not NOTHING and state.ambiguous else state
     except Exception:
         if _debug():
             raise

@@ -25,8 +25,24 @@ _SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:")
 
 
 def normalize(name):
-    """importlib.metadata.Prepared.normalize (PEP 503 name, with underscores)."""
+    """importlib.metadata.Prepared.normalize (PEP 503 name, with underscores), up to Python 3.14
+    and in the importlib_metadata backport."""
     return _SEPARATORS.sub("-", name).lower().replace("-", "_")
+
+
+def normalize_lowered_first(name):
+    """Prepared.normalize of Python 3.15, which lowers the case before it replaces separators."""
+    value = name.lower().replace("-", "_").replace(".", "_")
+    while "__" in value:
+        value = value.replace("__", "_")
+    return value
+
+
+def normalizes_alike(name):
+    """Whether both normalizations agree: they differ only where lowering depends on the
+    neighbours (a final capital sigma next to a separator), which no name on PyPI has; a
+    directory holding such a name is left to the plain code, whichever library asks."""
+    return "\u03a3" not in name or normalize(name) == normalize_lowered_first(name)
 
 
 def lookup_key(child):
