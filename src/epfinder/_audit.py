@@ -28,6 +28,12 @@ _PEP_829 = sys.version_info >= (3, 15)
 _NO_IMPORT_LINES = sys.version_info >= (3, 18)  # PEP 829: import lines are ignored from 3.18
 
 
+def _nonblocking(path: str, flags: int) -> int:
+    # status and startup list read what others may have put in a site directory (a .pth, a RECORD):
+    # a FIFO there reads empty instead of hanging the tool (docs/security.md, rule 3).
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
 def _site_source() -> str:
     # The running site module's source: it is frozen from 3.11 on, so inspect cannot get it, but
     # its file is still beside the standard library.
@@ -78,7 +84,7 @@ def _skips_hidden() -> bool:
 
 
 def _lines(file: str) -> list[str]:
-    with open(file, "rb") as f:
+    with open(file, "rb", opener=_nonblocking) as f:
         data = f.read()
     try:
         text = data.decode("utf-8-sig")
@@ -116,7 +122,7 @@ class Owners:
 
         for name in ("METADATA", "PKG-INFO"):
             try:
-                with open(os.path.join(entry, name), encoding="utf-8") as f:
+                with open(os.path.join(entry, name), encoding="utf-8", opener=_nonblocking) as f:
                     values = _scan.header_values(f.read(), ("name", "version"))
                 return values.get("name") or "?", values.get("version") or "?"
             except (OSError, UnicodeDecodeError):
@@ -125,7 +131,7 @@ class Owners:
 
     def _record(self, site_dir: str, entry: str) -> None:
         try:
-            with open(os.path.join(entry, "RECORD"), encoding="utf-8", newline="") as f:
+            with open(os.path.join(entry, "RECORD"), encoding="utf-8", newline="", opener=_nonblocking) as f:
                 rows = list(csv.reader(f))
         except (OSError, UnicodeDecodeError, csv.Error):
             return
@@ -165,7 +171,7 @@ class Owners:
             return "installed"  # no hash recorded (installed-files.txt, RECORD's own line)
         try:
             digest = hashlib.new(algorithm)
-            with open(file, "rb") as f:
+            with open(file, "rb", opener=_nonblocking) as f:
                 digest.update(f.read())
         except (OSError, ValueError):
             return "modified"
