@@ -264,7 +264,7 @@ def test_the_readme_set_up_and_uninstall_commands_work_from_a_checkout(tmp_path)
 
     root = Path(__file__).resolve().parent.parent
     checkout = tmp_path / "checkout"
-    shutil.copytree(root, checkout, ignore=shutil.ignore_patterns(".venv*", ".nox", "build", "dist", ".git",
+    shutil.copytree(root, checkout, ignore=shutil.ignore_patterns(".venv*", ".nox", ".pythons", "build", "dist", ".git",
                                                                    "__pycache__", ".pytest_cache", ".hypothesis"))
     python = make_venv(tmp_path / "venv")
     site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",

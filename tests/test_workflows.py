@@ -351,7 +351,8 @@ def test_a_slow_install_is_seen_once_it_finishes(world):
     time.sleep(1.1)
     (folder / "RECORD").write_text("slowpkg/__init__.py,,\nslow-1.0.dist-info/METADATA,,\n")
     world.settled(spec, servers, {"entry_points(group=demo)": ok([["demo", "slow", "slowpkg:main"]]),
-                                  "packages_distributions()[slowpkg]": ok(["slow"])})
+                                  # 3.10 maps names from top_level.txt only, 3.11+ infers them from RECORD
+                                  "packages_distributions()[slowpkg]": ok(["slow"] if sys.version_info >= (3, 11) else None)})
     mark = world.tmp_path / "hook-mark"
     world.env["HOOK_MARK"] = str(mark)
     world.sh(world.python, "-c", "pass")
