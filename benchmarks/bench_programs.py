@@ -302,8 +302,9 @@ def main(argv=None):
             for program in programs:
                 for mode in MODES:
                     counts[(program, mode)] = instructions(python, program, mode, project)
-        lines += [f"### {actual} distributions", ""] + table(programs, times, counts) + [""]
-        print("\n".join(lines[-len(programs) - 4:]), flush=True)
+        block = [f"### {actual} distributions", ""] + table(programs, times, counts) + [""]
+        print("\n".join(block), flush=True)
+        lines += block
     text = "\n".join(lines)
     if args.write:
         Path(args.write).write_text(text, encoding="utf-8")

@@ -155,10 +155,9 @@ def main(argv=None):
         for latency in [float(x) for x in args.latencies.split(",")]:
             with mounted(daemon, backing, mountpoint, latency, cache == "on"):
                 times = bp.wall(python, programs, args.runs, project, timeout=args.timeout)
-            lines += [f"### {latency:g} ms per operation, kernel caching {cache}", ""]
-            lines += table(programs, times) + [""]
-            print("\n".join(lines[lines.index(f"### {latency:g} ms per operation, kernel caching {cache}"):]),
-                  flush=True)
+            block = [f"### {latency:g} ms per operation, kernel caching {cache}", ""] + table(programs, times) + [""]
+            print("\n".join(block), flush=True)
+            lines += block
     text = "\n".join(lines)
     if args.write:
         Path(args.write).write_text(text, encoding="utf-8")
