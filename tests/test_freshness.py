@@ -14,15 +14,6 @@ from epfinder import _cache, _finder, _scan
 from helpers import dist_info, write_tree
 
 
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    """epfinder on in this process, with a private per-user cache; off again afterwards."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    epfinder.enable("auto")
-    yield
-    epfinder.disable()
-
-
 def site_with(tmp_path, *names):
     files = {}
     for name in names:

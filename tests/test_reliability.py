@@ -227,14 +227,6 @@ def test_two_refreshes_at_once(tmp_path):
 # --- 3 and 4. faults while writing and reading --------------------------------------------------------
 
 
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    epfinder.enable("auto")
-    yield
-    epfinder.disable()
-
-
 def outcome(fn):
     """The value, or the exception's type and message: where 3.14 returned None with a
     DeprecationWarning for a distribution without readable metadata, 3.15 raises MetadataNotFound
