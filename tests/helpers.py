@@ -19,7 +19,7 @@ CORPUS = HERE / "data" / "site-packages-real274.tar.gz"
 
 
 def full_path(path, dir_fd=None):
-    """The path an os.open/os.unlink call acts on: epfinder._atomic names files relative to their
+    """The path an os.open/os.unlink call acts on: epfinder._startup_atomic names files relative to their
     folder's descriptor, so a test that refuses some paths resolves it first."""
     if dir_fd is None:
         return str(path)
