@@ -209,10 +209,17 @@ def test_the_architecture_page_lists_every_file():
     assert missing == []
 
 
-def test_layers_are_documented_in_the_same_order():
+def test_the_picture_draws_the_layers_in_this_order():
     page = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
-    positions = [page.find(what) for what, _modules in LAYERS]
-    assert -1 not in positions, [what for what, _m in LAYERS if what not in page]
+    picture = page[page.index("## Where the code lives"):].split("```")[1]
+    rows = {what: next((i for i, line in enumerate(picture.splitlines()) if line.strip().startswith(what)), None)
+            for what, _modules in LAYERS}
+    assert None not in rows.values(), rows
+    drawn = sorted(rows, key=rows.get, reverse=True)  # the picture has the bottom layer last
+    assert drawn == [what for what, _modules in LAYERS]
+    for what, modules in LAYERS:
+        line = picture.splitlines()[rows[what]]
+        assert all((m.rpartition(".")[2] if m != "epfinder" else "__init__") in line for m in modules), what
 
 
 def test_no_module_of_the_package_is_left_out():
