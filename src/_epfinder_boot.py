@@ -129,10 +129,28 @@ def _path_finder():
     return getattr(external, "PathFinder", None)
 
 
+# --- the hand-over -------------------------------------------------------------------------------
+# Every module imports this one; this one imports no module of the package at its top. Where start-up
+# code needs the package (the first metadata query, a rescan of the hook table, a traced start), it
+# goes through these two functions and nowhere else (docs/architecture.md, tests/test_layers.py).
+
+
+def handover(name):
+    # The module epfinder.<name>, imported now if it is not yet. ImportError when the package is gone.
+    name = "epfinder." + name
+    __import__(name)
+    return sys.modules[name]
+
+
+def loaded(name):
+    # The module epfinder.<name> if this process imported it already, else None.
+    return sys.modules.get("epfinder." + name)
+
+
 def find_distributions(*args, **kwargs):
     # Stands in for PathFinder.find_distributions while epfinder is on.
     try:
-        from epfinder import _finder
+        _finder = handover("_finder")
     except ImportError:
         # The package was deleted under a running configuration: answer as the stdlib would.
         return _saved["find_distributions"].__get__(None, _path_finder())(*args, **kwargs)
@@ -150,22 +168,20 @@ class MetadataImportHook:
         if fullname not in self.watched:
             return None
         try:
-            from epfinder._finder import patching_spec
+            patching_spec = handover("_finder").patching_spec
         except Exception:
             return None  # the package is gone: importlib.metadata imports as usual
         return patching_spec(self, fullname, path, target)
 
     def invalidate_caches(self):
-        finder = sys.modules.get("epfinder._finder")
-        if finder is not None:
-            finder.invalidate()
+        serve = loaded("_serve")
+        if serve is not None:
+            serve.invalidate()
 
 
 def _patch(module):
     try:
-        from epfinder import _finder
-
-        _finder.patch_module(module)
+        handover("_finder").patch_module(module)
     except Exception:
         pass  # unpatched is merely slower: the finder alone still answers every query right
 
@@ -193,9 +209,9 @@ def enable(new_mode=None):
         sys.meta_path.insert(0, MetadataImportHook())
     if mode != new_mode:
         mode = new_mode
-        finder = sys.modules.get("epfinder._finder")
-        if finder is not None:
-            finder.invalidate()
+        serve = loaded("_serve")
+        if serve is not None:
+            serve.invalidate()
     for name in MetadataImportHook.watched:
         if name in sys.modules:
             _patch(sys.modules[name])
@@ -214,10 +230,12 @@ def disable():
         # Leave it alone if someone else (the importlib_metadata backport) replaced ours.
         if isinstance(current, staticmethod) and current.__func__ is find_distributions:
             path_finder.find_distributions = original
-    finder = sys.modules.get("epfinder._finder")
+    finder = loaded("_finder")
     if finder is not None:
         finder.unpatch_all()
-        finder.invalidate()
+    serve = loaded("_serve")
+    if serve is not None:
+        serve.invalidate()
 
 
 # --- startup hooks --------------------------------------------------------------------------------
@@ -319,7 +337,7 @@ def check_startup_tables(dirs):
 
 def _unchanged(path, watched):
     # The entries of a site directory that may change without its listing changing (see
-    # epfinder._freshness): none in a directory that only pip, uv or installer write to.
+    # epfinder._startup_entries): none in a directory that only pip, uv or installer write to.
     for name, stamp in watched:
         try:
             st = os.stat(os.path.join(path, name))
@@ -331,18 +349,13 @@ def _unchanged(path, watched):
 
 
 def normalize(name):
-    # importlib.metadata's Prepared.normalize, without re (which start-up does not load).
-    out = []
-    run = False
-    for c in name:
-        if c in "-_.":
-            if not run:
-                out.append("-")
-            run = True
-        else:
-            out.append(c)
-            run = False
-    return "".join(out).lower().replace("-", "_")
+    # importlib.metadata's Prepared.normalize up to 3.14 and in the backport, without re (which
+    # start-up does not load): re.sub(r"[-_.]+", "-", name).lower().replace("-", "_"). The one
+    # implementation: the scanner (epfinder._scan) and the hook table use it too.
+    value = name.replace("_", "-").replace(".", "-")
+    while "--" in value:
+        value = value.replace("--", "-")
+    return value.lower().replace("-", "_")
 
 
 def parse_hook_name(name):
@@ -378,9 +391,7 @@ def startup_plan(config, skip="", dirs=None, checked=None):
         dirs = startup_site_dirs()
     signatures, tables, stale = checked or check_startup_tables(dirs)
     if stale:
-        from epfinder import _startup_table
-
-        tables = _startup_table.refresh(startup_table_file(), list(signatures), tables, stale)
+        tables = handover("_startup_table").refresh(startup_table_file(), list(signatures), tables, stale)
     disabled = [k[16:] for k, v in config.items() if k.startswith("startup.disable.") and v == "1"]
     skipped = [p.strip() for p in skip.split(",") if p.strip()]
     hooks, problems, seen = [], [], set()
@@ -558,9 +569,7 @@ def run_startup(config):
         _say(f"startup: ran {ran} hook(s), {failed} failed, {len(hooks) - ran} skipped, "
              f"{(clock() - started) / 1e6:.2f} ms in all")
         try:
-            from epfinder import _startup_costs
-
-            _startup_costs.record(site_dir or os.path.dirname(os.path.abspath(__file__)), measured)
+            handover("_startup_costs").record(site_dir or os.path.dirname(os.path.abspath(__file__)), measured)
         except Exception:
             pass  # a measurement that cannot be kept is still on stderr
 

@@ -79,3 +79,14 @@ def wheelhouse(tmp_path_factory):
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
                         "-d", str(folder), requirement], check=True, timeout=600, capture_output=True)
     return folder
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """epfinder on in this process, with a private per-user cache; off again afterwards."""
+    import epfinder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    epfinder.enable("auto")
+    yield
+    epfinder.disable()

@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import epfinder
+from epfinder import _cache
 
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "probe.py"
@@ -18,7 +19,7 @@ CORPUS = HERE / "data" / "site-packages-real274.tar.gz"
 
 
 def full_path(path, dir_fd=None):
-    """The path an os.open/os.unlink call acts on: epfinder._atomic names files relative to their
+    """The path an os.open/os.unlink call acts on: epfinder._startup_atomic names files relative to their
     folder's descriptor, so a test that refuses some paths resolves it first."""
     if dir_fd is None:
         return str(path)
@@ -186,3 +187,50 @@ def run(python, *args, tmp_path, env=None, check=True, cwd=None):
 
 def pip(python, *args, tmp_path):
     run(python, "-m", "pip", "--disable-pip-version-check", "-q", *args, tmp_path=tmp_path)
+
+
+# --- trees shared by the differential tests (stdlib, backport, application API) ---
+
+def opt_in(*dirs):
+    """Let a plain directory keep its cache inside itself, as `epfinder refresh DIR` does."""
+    for d in dirs:
+        os.makedirs(os.path.join(d, _cache.SUBDIR), exist_ok=True)
+
+
+EPS = """\
+[console_scripts]
+alpha = alpha.cli:main
+alpha-admin = alpha.admin:main [extra]
+
+[alpha.plugins]
+one = alpha.plugins.one
+two = alpha.plugins:two
+
+[console_scripts]
+alpha-late = alpha.late:main
+"""
+
+
+def zip_and_egg_entries(root):
+    """A zip with a *.dist-info inside, an *.egg directory and an *.egg zip: the path-entry kinds
+    that are not plain directories. Returns them in sys.path order."""
+    import zipfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for rel, text in dist_info("zipped", "1.0", "[console_scripts]\nzipped = zipped:main\n").items():
+            zf.writestr(rel, text)
+        zf.writestr("zipped/__init__.py", "")
+    egg_dir = write_tree(root / "Thing-1.0-py3.11.egg", {
+        "EGG-INFO/PKG-INFO": "Metadata-Version: 1.1\nName: Thing\nVersion: 1.0\n",
+        "EGG-INFO/entry_points.txt": "[console_scripts]\nthing = thing:main\n[g]\nt = thing:t\n",
+        "EGG-INFO/SOURCES.txt": "thing/__init__.py\n",
+        "thing/__init__.py": "",
+    })
+    egg_zip = root / "Zegg-2.0-py3.11.egg"
+    with zipfile.ZipFile(egg_zip, "w") as zf:
+        zf.writestr("EGG-INFO/PKG-INFO", "Metadata-Version: 1.1\nName: Zegg\nVersion: 2.0\n")
+        zf.writestr("EGG-INFO/entry_points.txt", "[console_scripts]\nzegg = zegg:main\n")
+        zf.writestr("zegg/__init__.py", "")
+    return [archive, egg_dir, egg_zip]

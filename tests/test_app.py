@@ -11,8 +11,7 @@ import sys
 import pytest
 
 import epfinder
-from helpers import EPFINDER_ROOT, child_env, dist_info, unpack_corpus, write_tree
-from test_differential import EPS, opt_in, zip_and_egg_entries
+from helpers import EPFINDER_ROOT, EPS, child_env, dist_info, opt_in, unpack_corpus, write_tree, zip_and_egg_entries
 
 ASK = """
 import json, sys

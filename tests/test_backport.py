@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from helpers import assert_same_as_plain, dist_info, write_tree
-from test_differential import EPS, opt_in, zip_and_egg_entries
+from helpers import EPS, assert_same_as_plain, dist_info, opt_in, write_tree, zip_and_egg_entries
 
 pytestmark = pytest.mark.slow
 

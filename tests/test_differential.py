@@ -10,27 +10,7 @@ import os
 import pytest
 
 from epfinder import _cache
-from helpers import assert_same_as_plain, dist_info, unpack_corpus, write_tree
-
-
-def opt_in(*dirs):
-    """Let a plain directory keep its cache inside itself, as `epfinder refresh DIR` does."""
-    for d in dirs:
-        os.makedirs(os.path.join(d, _cache.SUBDIR), exist_ok=True)
-
-
-EPS = """\
-[console_scripts]
-alpha = alpha.cli:main
-alpha-admin = alpha.admin:main [extra]
-
-[alpha.plugins]
-one = alpha.plugins.one
-two = alpha.plugins:two
-
-[console_scripts]
-alpha-late = alpha.late:main
-"""
+from helpers import EPS, assert_same_as_plain, dist_info, opt_in, unpack_corpus, write_tree, zip_and_egg_entries
 
 
 def test_simple_tree(tmp_path):
@@ -162,31 +142,6 @@ def test_same_directory_twice_and_through_a_symlink(tmp_path):
     opt_in(site)
     os.symlink(site, tmp_path / "link")
     assert_same_as_plain(tmp_path, [site, tmp_path / "link", site], names=["alpha", "beta"])
-
-
-def zip_and_egg_entries(root):
-    """A zip with a *.dist-info inside, an *.egg directory and an *.egg zip: the path-entry kinds
-    that are not plain directories. Returns them in sys.path order."""
-    import zipfile
-
-    root.mkdir(parents=True, exist_ok=True)
-    archive = root / "plugins.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for rel, text in dist_info("zipped", "1.0", "[console_scripts]\nzipped = zipped:main\n").items():
-            zf.writestr(rel, text)
-        zf.writestr("zipped/__init__.py", "")
-    egg_dir = write_tree(root / "Thing-1.0-py3.11.egg", {
-        "EGG-INFO/PKG-INFO": "Metadata-Version: 1.1\nName: Thing\nVersion: 1.0\n",
-        "EGG-INFO/entry_points.txt": "[console_scripts]\nthing = thing:main\n[g]\nt = thing:t\n",
-        "EGG-INFO/SOURCES.txt": "thing/__init__.py\n",
-        "thing/__init__.py": "",
-    })
-    egg_zip = root / "Zegg-2.0-py3.11.egg"
-    with zipfile.ZipFile(egg_zip, "w") as zf:
-        zf.writestr("EGG-INFO/PKG-INFO", "Metadata-Version: 1.1\nName: Zegg\nVersion: 2.0\n")
-        zf.writestr("EGG-INFO/entry_points.txt", "[console_scripts]\nzegg = zegg:main\n")
-        zf.writestr("zegg/__init__.py", "")
-    return [archive, egg_dir, egg_zip]
 
 
 @pytest.mark.parametrize("mode", ["auto", "strict", "trust", "only"])

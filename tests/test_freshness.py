@@ -10,17 +10,8 @@ import time
 import pytest
 
 import epfinder
-from epfinder import _cache, _finder, _scan
+from epfinder import _cache, _scan, _serve
 from helpers import dist_info, write_tree
-
-
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    """epfinder on in this process, with a private per-user cache; off again afterwards."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    epfinder.enable("auto")
-    yield
-    epfinder.disable()
 
 
 def site_with(tmp_path, *names):
@@ -46,7 +37,7 @@ def add(site, name):
 
 
 def served_state(site):
-    return _finder._states.get(str(site))
+    return _serve._states.get(str(site))
 
 
 def test_install_and_uninstall_seen_by_the_next_query(tmp_path, served):
@@ -72,7 +63,7 @@ def test_restored_mtime_is_caught_by_ctime(tmp_path, served):
     assert os.stat(site).st_mtime_ns == before.st_mtime_ns
     assert names(site) == ["alpha", "beta"]
     # and a fresh interpreter reading the cache file agrees
-    _finder.invalidate()
+    _serve.invalidate()
     assert names(site) == ["alpha", "beta"]
 
 
@@ -169,7 +160,7 @@ def test_strict_mode_sees_an_in_place_edit(tmp_path, served):
         f.write("extra = alpha:extra\n")
     assert eps(site) == ["alpha", "extra"]
     epfinder.enable("auto")
-    _finder.invalidate()
+    _serve.invalidate()
     assert eps(site) == ["alpha", "extra"]
 
 
@@ -292,7 +283,7 @@ def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
         os.mkfifo(file)
     else:
         open(file, "wb").write(good[: len(good) - 40])
-    _finder.invalidate()
+    _serve.invalidate()
     assert names(site) == ["alpha", "beta"]
     assert eps(site) == ["alpha", "beta"]
     assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]

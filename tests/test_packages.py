@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from helpers import EPFINDER_ROOT, assert_same_as_plain, child_env, dist_info, unpack_corpus, write_tree
-from test_differential import opt_in
+from helpers import EPFINDER_ROOT, assert_same_as_plain, child_env, dist_info, opt_in, unpack_corpus, write_tree
 
 pytestmark = pytest.mark.slow
 

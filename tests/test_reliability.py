@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import epfinder
-from epfinder import _cache, _finder, _scan
+from epfinder import _cache, _scan, _serve
 from helpers import EPFINDER_ROOT, _first_difference, child_env, dist_info, full_path, write_tree
 from probe import ask_everything
 
@@ -227,14 +227,6 @@ def test_two_refreshes_at_once(tmp_path):
 # --- 3 and 4. faults while writing and reading --------------------------------------------------------
 
 
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    epfinder.enable("auto")
-    yield
-    epfinder.disable()
-
-
 def outcome(fn):
     """The value, or the exception's type and message: where 3.14 returned None with a
     DeprecationWarning for a distribution without readable metadata, 3.15 raises MetadataNotFound
@@ -290,16 +282,16 @@ def test_a_write_that_fails_leaves_nothing_half_written(tmp_path, served, monkey
     assert not os.path.exists(_cache.in_directory_file(str(site)))
     assert leftovers(site / _cache.SUBDIR, _cache.user_cache_root()) == []
 
-    def failing_replace(src, dst, **kwargs):  # src_dir_fd, dst_dir_fd: epfinder._atomic renames in its folder
+    def failing_replace(src, dst, **kwargs):  # src_dir_fd, dst_dir_fd: epfinder._startup_atomic renames in its folder
         injected.append(dst)
         raise OSError(fault, os.strerror(fault))
 
-    _finder.invalidate()
+    _serve.invalidate()
     monkeypatch.setattr(os, "replace", failing_replace)
     assert answers(site) == plain_answers(site)
     monkeypatch.setattr(os, "replace", real_replace)
     assert leftovers(site / _cache.SUBDIR, _cache.user_cache_root()) == []
-    _finder.invalidate()
+    _serve.invalidate()
     assert answers(site) == plain_answers(site)
     assert os.path.exists(_cache.in_directory_file(str(site))), "written once the fault is gone"
 
@@ -310,7 +302,7 @@ def test_no_place_to_write_a_cache(tmp_path, served, monkeypatch):
     (tmp_path / "xdg-file").write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-file"))  # a file, not a folder
     for _ in range(2):
-        _finder.invalidate()
+        _serve.invalidate()
         assert answers(site) == plain_answers(site) == [("alpha", "1.0", ["a"])]
 
 
@@ -327,7 +319,7 @@ def test_read_only_directory(tmp_path, served, monkeypatch):
     monkeypatch.setattr(os, "open", read_only)
     assert answers(site) == plain_answers(site)
     time.sleep(_cache.WALL_CLOCK_MARGIN_NS / 1e9)  # per-user files take the wall clock's 3 s margin
-    _finder.invalidate()
+    _serve.invalidate()
     assert answers(site) == plain_answers(site)
     assert os.listdir(site / _cache.SUBDIR) == []
     assert [f for f in os.listdir(_cache.user_cache_root()) if f.endswith(".jsonl")], "per-user cache"
@@ -368,7 +360,7 @@ def test_a_distribution_deleted_between_listing_and_reading(tmp_path, served, mo
     assert deleted
     cache = _cache.load(str(site))
     assert cache is None or "beta-2.0.dist-info" not in [cache.entry(i) for i in range(cache.count)]
-    _finder.invalidate()
+    _serve.invalidate()
     assert answers(site) == plain_answers(site) == [("alpha", "1.0", ["a"])]
 
 
@@ -402,7 +394,7 @@ def test_random_metadata_gets_the_plain_answers(tmp_path_factory, monkeypatch, e
     try:
         cold = ask_everything(md, names)
         assert os.path.exists(_cache.in_directory_file(str(site)))
-        _finder.invalidate()  # the next ask reads the cache file a cold start wrote
+        _serve.invalidate()  # the next ask reads the cache file a cold start wrote
         warm = ask_everything(md, names)
     finally:
         epfinder.disable()

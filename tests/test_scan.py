@@ -90,6 +90,6 @@ def test_lookup_key_and_stem_match_importlib_metadata(name):
 def test_entry_point_values_are_judged_as_entry_point_pattern_judges_them(value):
     import re
 
-    from epfinder import _entry_points_txt
+    from epfinder import _startup_entries
 
-    assert _entry_points_txt.is_valid_value(value) == bool(re.compile(_entry_points_txt.PATTERN).match(value))
+    assert _startup_entries.is_valid_value(value) == bool(re.compile(_startup_entries.PATTERN).match(value))

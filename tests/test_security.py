@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import _epfinder_boot as boot
-from epfinder import _atomic, _cache, _cli, _packages, _record, _startup_costs, _startup_table
+from epfinder import _startup_atomic, _cache, _cli, _packages, _record, _startup_costs, _startup_table
 from helpers import EPFINDER_ROOT, clean_env, dist_info, make_wheel, pip, run, write_tree
 
 OTHER = "epfinder-other"
@@ -140,7 +140,7 @@ def test_atomic_writes_are_0644_and_folders_0755_whatever_the_umask(tmp_path, um
     old = os.umask(umask)
     try:
         folder = tmp_path / ".epfinder-cache"
-        _atomic.write(str(folder / "f"), b"data", fsync=True, create_dir=True)
+        _startup_atomic.write(str(folder / "f"), b"data", fsync=True, create_dir=True)
     finally:
         os.umask(old)
     assert (mode_of(folder), mode_of(folder / "f")) == (0o755, 0o644)
@@ -152,7 +152,7 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     folder.mkdir()
     (folder / "final").mkdir()  # os.replace of a file over a directory fails
     with pytest.raises(OSError):
-        _atomic.write(str(folder / "final"), b"data")
+        _startup_atomic.write(str(folder / "final"), b"data")
     assert os.listdir(folder) == ["final"]
 
 
@@ -166,9 +166,9 @@ def test_a_planted_symlink_at_the_temporary_name_is_never_followed(shared, other
     victim.chmod(0o600)
     draws = iter([b"\x01" * 8, b"\x02" * 8])
     monkeypatch.setattr(os, "urandom", lambda n: next(draws))
-    guessed = folder / (_atomic.TEMP_PREFIX + (b"\x01" * 8).hex())
+    guessed = folder / (_startup_atomic.TEMP_PREFIX + (b"\x01" * 8).hex())
     as_user(other_user, f"ln -s {victim} {guessed}")
-    _atomic.write(str(folder / "config"), b"enabled = 1\n")
+    _startup_atomic.write(str(folder / "config"), b"enabled = 1\n")
     assert victim.read_text() == "secret\n" and mode_of(victim) == 0o600
     assert (folder / "config").read_text() == "enabled = 1\n" and mode_of(folder) == 0o755, "tightened"
     assert os.path.islink(guessed), "the planted link is left alone, not written through"
@@ -180,22 +180,22 @@ def test_open_dir_refuses_symlinks_and_other_users_folders(tmp_path, other_user)
     elsewhere.mkdir()
     (tmp_path / "link").symlink_to(elsewhere)
     with pytest.raises(PermissionError):
-        _atomic.open_dir(str(tmp_path / "link"))
+        _startup_atomic.open_dir(str(tmp_path / "link"))
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o755)
     os.chown(theirs, uid, gid)
     with pytest.raises(PermissionError, match=f"owned by uid {uid}"):
-        _atomic.write(str(theirs / "f"), b"x")
+        _startup_atomic.write(str(theirs / "f"), b"x")
     os.chown(tmp_path, uid, gid)  # now the owner of the directory it sits in: trusted ...
     try:
-        _atomic.write(str(theirs / "f"), b"x")
+        _startup_atomic.write(str(theirs / "f"), b"x")
         theirs.chmod(0o777)  # ... unless others can write it
         with pytest.raises(PermissionError, match="writable by group or others"):
-            _atomic.write(str(theirs / "g"), b"x")
+            _startup_atomic.write(str(theirs / "g"), b"x")
     finally:
         os.chown(tmp_path, 0, 0)
     os.chown(theirs, 0, 0)
-    _atomic.make_dir(str(theirs))  # root's own loose folder is tightened, not refused
+    _startup_atomic.make_dir(str(theirs))  # root's own loose folder is tightened, not refused
     assert mode_of(theirs) == 0o755 and sorted(os.listdir(theirs)) == ["f"]
     assert not os.listdir(elsewhere)
 
@@ -323,7 +323,7 @@ def test_2_each_writer_goes_through_the_helper(tmp_path, monkeypatch, writer):
     time.sleep(0.05)  # the cache is written only when the directory is older than its temporary file
     draws = iter([b"\x07" * 8, b"\x08" * 8])
     monkeypatch.setattr(os, "urandom", lambda n: next(draws))
-    (folder / (_atomic.TEMP_PREFIX + (b"\x07" * 8).hex())).symlink_to(victim)
+    (folder / (_startup_atomic.TEMP_PREFIX + (b"\x07" * 8).hex())).symlink_to(victim)
     old = os.umask(0)
     try:
         if writer == "config":
@@ -402,9 +402,9 @@ def test_3_a_fifo_as_a_side_file_or_under_status_does_not_hang(venv, tmp_path, s
     # interpreter's flavour, so the child plants it (as root: no owner could make a FIFO trusted).
     code = textwrap.dedent("""
         import importlib.metadata as md, os, sys
-        from epfinder import _packages, _finder
+        from epfinder import _cache, _packages
         lib = sys.modules["importlib.metadata"]
-        side = _packages._side_file(os.path.join(sys.argv[1], ".epfinder-cache", "v2.jsonl"), _packages.flavour(md, lib))
+        side = _cache.side_file(os.path.join(sys.argv[1], ".epfinder-cache", "v2.jsonl"), _packages.flavour(md, lib))
         if os.path.exists(side):
             os.unlink(side)
         os.mkfifo(side)

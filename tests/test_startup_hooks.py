@@ -193,5 +193,5 @@ def test_start_up_imports_nothing_heavy_with_hooks_registered(venv, tmp_path):
     (site / "unrelated-1.0.dist-info").mkdir()
     after = set(json.loads(run(python, "-c", code, tmp_path=tmp_path).stdout))
     assert after - before == {"_epfinder_boot", "quiet_pkg", "epfinder", "epfinder._startup_table",
-                              "epfinder._entry_points_txt", "epfinder._freshness", "epfinder._atomic"}
+                              "epfinder._startup_entries", "epfinder._startup_atomic"}
     assert not after & {"importlib.metadata", "re", "email", "threading"} - before

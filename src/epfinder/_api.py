@@ -40,7 +40,7 @@ def refresh(paths=None, wait=False, opt_in=False):
     import sys
     import time
 
-    from . import _atomic, _cache
+    from . import _cache, _startup_atomic
 
     if paths is None:
         paths = sys.path
@@ -53,7 +53,7 @@ def refresh(paths=None, wait=False, opt_in=False):
         if opt_in:
             try:
                 # 0755 whatever the umask; a symlink or another user's folder there is refused.
-                _atomic.make_dir(os.path.join(path, _cache.SUBDIR))
+                _startup_atomic.make_dir(os.path.join(path, _cache.SUBDIR))
             except OSError:
                 pass  # unwritable or refused: the per-user location takes it
         deadline = time.monotonic() + _cache.WALL_CLOCK_MARGIN_NS / 1e9 + 1
@@ -66,7 +66,7 @@ def refresh(paths=None, wait=False, opt_in=False):
                 done[path] = cache.count if cache.trusted else None
                 break
             time.sleep(0.05)
-    finder = sys.modules.get("epfinder._finder")
-    if finder is not None:
-        finder.invalidate()
+    serve = sys.modules.get("epfinder._serve")
+    if serve is not None:
+        serve.invalidate()
     return done

@@ -15,7 +15,7 @@ import sys
 
 import _epfinder_boot as _boot
 
-from . import _finder, _scan
+from . import _scan, _serve
 from .errors import CacheError
 
 # importlib.metadata's EntryPoint.pattern: what module, attr and extras mean.
@@ -132,8 +132,8 @@ def _cached_directories():
             if any(_scan.is_metadata_child(c) for c in children):
                 raise _Fallback
             continue
-        state = _finder._served_or_none(path)
-        if state is _finder.NOTHING:
+        state = _serve.served_or_none(path)
+        if state is _serve.NOTHING:
             continue
         if state is None:
             if os.path.exists(path):
@@ -152,23 +152,23 @@ def entry_points(group=None, name=None):
     EntryPoint, each with ``name``, ``value``, ``group``, ``module``, ``attr``, ``extras``, ``dist``
     (``dist.name``, ``dist.version``) and ``load()``.
     """
-    want_group = _finder._MISSING if group is None else group
-    want_name = _finder._MISSING if name is None else name
+    want_group = _serve.MISSING if group is None else group
+    want_name = _serve.MISSING if name is None else name
 
     def wanted(ep_group, ep_name):
-        return ((want_group is _finder._MISSING or want_group == ep_group)
-                and (want_name is _finder._MISSING or want_name == ep_name))
+        return ((want_group is _serve.MISSING or want_group == ep_group)
+                and (want_name is _serve.MISSING or want_name == ep_name))
 
     try:
         found = []
-        dedup = _finder._Dedup()
+        dedup = _serve.Dedup()
         for _path, state in _cached_directories():
             if not state.fast or state.invalid:
                 # An invalid value: the library may refuse it (importlib_metadata 8.7+, 3.15),
                 # and then its entry_points() raises; let it decide.
                 raise _Fallback
             dists = {}
-            for d, g, n, v in _finder.group_entries(state, want_group, want_name, wanted, dedup):
+            for d, g, n, v in _serve.group_entries(state, want_group, want_name, wanted, dedup):
                 dist = dists.get(d)
                 if dist is None:
                     dist = dists[d] = Distribution((state, d))

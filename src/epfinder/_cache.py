@@ -506,14 +506,14 @@ def user_cache_root():
 def make_user_cache_root():
     """Make the per-user cache folder if it is missing: its missing parents 0700, itself 0755.
 
-    Checked as every cache folder (epfinder._atomic.open_dir); OSError when it cannot be made or
+    Checked as every cache folder (epfinder._startup_atomic.open_dir); OSError when it cannot be made or
     is refused.
     """
-    from . import _atomic
+    from . import _startup_atomic
 
     root = user_cache_root()
-    _atomic.make_parents(root)
-    _atomic.make_dir(root)
+    _startup_atomic.make_parents(root)
+    _startup_atomic.make_dir(root)
     return root
 
 
@@ -588,12 +588,12 @@ def load(path, dir_uid=None):
 class _Target:
     """A temporary file beside the cache file, whose birth time is the racy-check reference.
 
-    Made by epfinder._atomic (a random name, O_EXCL|O_NOFOLLOW in a checked folder, 0644): a
+    Made by epfinder._startup_atomic (a random name, O_EXCL|O_NOFOLLOW in a checked folder, 0644): a
     cache folder that is a symlink or another user's is refused, and the next place is tried.
     """
 
     def __init__(self, path):
-        from . import _atomic
+        from . import _startup_atomic
 
         self.file = self.final = None
         # Taken before the directory is listed: anything stamped before it was seen by the scan.
@@ -602,8 +602,8 @@ class _Target:
         for final in writable_files(path):
             try:
                 if final != inside:
-                    _atomic.make_parents(os.path.dirname(final))
-                file = _atomic.AtomicFile(final, create_dir=True)
+                    _startup_atomic.make_parents(os.path.dirname(final))
+                file = _startup_atomic.AtomicFile(final, create_dir=True)
             except OSError:
                 continue
             self.file, self.final = file, final
@@ -642,22 +642,49 @@ def _older_than(reference_ns, signature, records):
     return True
 
 
+def side_file(cache_file, tag):
+    """The packages_distributions() side file (epfinder._packages) of one flavour beside a cache file."""
+    folder, name = os.path.split(cache_file)
+    if name == FILENAME:
+        return os.path.join(folder, f"top-level-{tag}.json")
+    return os.path.join(folder, f"{name[:-len('.jsonl')]}.top-level-{tag}.json")
+
+
+def side_files(path, cache_files=None):
+    """Every side file of ``path`` that may exist beside ``cache_files`` (default: every candidate),
+    for discard(): none in a refused folder."""
+    from . import _startup_atomic
+
+    found = []
+    for cache_file in candidate_files(path) if cache_files is None else cache_files:
+        folder, name = os.path.split(cache_file)
+        prefix = "top-level-" if name == FILENAME else f"{name[:-len('.jsonl')]}.top-level-"
+        try:
+            fd = _startup_atomic.open_dir(folder)  # a symlinked or foreign folder is never listed for deletion
+        except OSError:
+            continue
+        try:
+            found += [os.path.join(folder, f) for f in os.listdir(fd) if f.startswith(prefix)]
+        finally:
+            os.close(fd)
+    return found
+
+
 def discard(path, everywhere=True):
     """Remove the cache files of ``path`` (side files included); returns the ones removed.
 
-    Only by name in a folder that epfinder._atomic.open_dir accepts: nothing is deleted through a
+    Only by name in a folder that epfinder._startup_atomic.open_dir accepts: nothing is deleted through a
     symlinked or foreign folder. ``everywhere`` False: only where this interpreter may write the
     cache (writable_files), never a base interpreter's folder from a venv.
     """
-    from . import _atomic
-    from ._packages import side_files
+    from . import _startup_atomic
 
     removed = []
     places = candidate_files(path) if everywhere else writable_files(path)
     old = [os.path.join(path, SUBDIR, name) for name in OLD_FILENAMES] if in_directory_file(path) in places else []
     for file in [*places, *side_files(path, places), *old]:
         try:
-            if _atomic.remove(file):
+            if _startup_atomic.remove(file):
                 removed.append(file)
         except OSError:
             pass

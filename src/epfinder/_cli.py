@@ -12,7 +12,7 @@ import time
 
 import _epfinder_boot as _boot
 
-from . import DISTRIBUTION, _api, _atomic, _cache, _record, _report, _startup_costs
+from . import DISTRIBUTION, _api, _cache, _record, _report, _startup_atomic, _startup_costs
 
 
 class _UsageError(Exception):
@@ -305,8 +305,8 @@ def _write_config(site_dir, values):
     text += "".join(f"{k} = {v}\n" for k, v in values.items())
     try:
         # A random temporary name created with O_EXCL|O_NOFOLLOW in a checked folder (made 0755),
-        # 0644, fsync'ed, then renamed: see epfinder._atomic and docs/security.md.
-        _atomic.write(_config_path(site_dir), text.encode("utf-8"), fsync=True, create_dir=True)
+        # 0644, fsync'ed, then renamed: see epfinder._startup_atomic and docs/security.md.
+        _startup_atomic.write(_config_path(site_dir), text.encode("utf-8"), fsync=True, create_dir=True)
     except OSError as exc:
         raise _Failure(f"cannot write {_config_path(site_dir)}: {exc.strerror or exc}{_owner_hint(site_dir)}") from None
 
@@ -362,7 +362,7 @@ START_FILE = "epfinder.start"
 def _write_start_file(target):
     if sys.version_info >= (3, 18):
         try:
-            _atomic.write(os.path.join(target, START_FILE),
+            _startup_atomic.write(os.path.join(target, START_FILE),
                           b"# written by python -m epfinder install (PEP 829); see docs/startup.md\n_epfinder_boot:boot\n")
         except OSError as exc:
             raise _Failure(f"cannot write {os.path.join(target, START_FILE)}: {exc.strerror or exc}"
@@ -379,10 +379,10 @@ def _cmd_uninstall(args):
     removed, kept = [], []
 
     def unlink(path):
-        # By name inside a folder that passes epfinder._atomic's checks: never through a symlinked
+        # By name inside a folder that passes epfinder._startup_atomic's checks: never through a symlinked
         # or foreign folder (docs/security.md, rule 4).
         try:
-            if _atomic.remove(path):
+            if _startup_atomic.remove(path):
                 removed.append(path)
         except OSError as exc:
             raise _Failure(f"cannot remove {path}: {exc.strerror or exc}{_owner_hint(os.path.dirname(path))}") from None
@@ -390,7 +390,7 @@ def _cmd_uninstall(args):
     def listing(sub):
         # The names in ``sub``, or None when it is missing or refused (then it is kept, and why).
         try:
-            fd = _atomic.open_dir(sub)
+            fd = _startup_atomic.open_dir(sub)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -403,7 +403,7 @@ def _cmd_uninstall(args):
 
     # Its own site directory: the config first, so that no start after this one enables anything.
     try:
-        os.close(_atomic.open_dir(folder))
+        os.close(_startup_atomic.open_dir(folder))
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -434,9 +434,9 @@ def _cmd_uninstall(args):
                                                                if f.startswith("top-level-")]:
             unlink(file)
         for leftover in names:
-            if leftover.startswith(_atomic.TEMP_PREFIX):
+            if leftover.startswith(_startup_atomic.TEMP_PREFIX):
                 unlink(os.path.join(sub, leftover))
-        if _atomic.remove_dir(sub):
+        if _startup_atomic.remove_dir(sub):
             removed.append(sub + os.sep)
         else:
             kept.append((sub + os.sep, "it holds files epfinder did not write"))
@@ -446,7 +446,7 @@ def _cmd_uninstall(args):
     if names is not None:
         for name in sorted(names):
             unlink(os.path.join(root, name))
-        if _atomic.remove_dir(root):
+        if _startup_atomic.remove_dir(root):
             removed.append(root + os.sep)
         else:
             kept.append((root + os.sep, "it holds files epfinder did not write"))

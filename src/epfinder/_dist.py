@@ -10,6 +10,7 @@ import pathlib
 
 import _epfinder_boot as _boot
 
+from . import _scan, _serve
 from .errors import CacheError
 
 _classes = {}
@@ -32,9 +33,7 @@ def _read(record, getter, check=True):
             return _UNKNOWN
         return getter(cache, index)
     except CacheError:
-        from . import _finder  # deferred: _finder imports this module
-
-        _finder._forget(cache.path)
+        _serve.forget(cache.path)
         return _UNKNOWN
 
 
@@ -44,8 +43,6 @@ def _entry(cache, index):
     if value is _UNKNOWN:
         # The directory is unchanged (its signature matched), so a fresh listing puts the same
         # entry at the same place in search order.
-        from . import _scan
-
         value = _scan.list_metadata(cache.path)[0][index]
     return value
 

@@ -1,20 +1,20 @@
-"""The distribution finder: which directories it serves from caches, and the fallback to a scan.
+"""The distribution finder put into importlib.metadata, and the patches that finish that module.
 
 It replaces what ``MetadataPathFinder.find_distributions`` does, path by path and in the same
 order: a directory with a usable cache is answered from it, anything else (``''``, relative
 entries, zip files, eggs, unreadable directories) goes to the library's own ``FastPath`` search.
-Any failure inside epfinder degrades to that plain search, never to a different answer.
+Which cache serves a path is decided one layer down, in epfinder._serve. Any failure inside
+epfinder degrades to that plain search, never to a different answer.
 """
 
 import itertools
 import operator
-import os
-import stat
 import sys
 
 import _epfinder_boot as _boot
 
-from . import _cache, _entry_points_txt, _scan
+from . import _serve, _startup_entries
+from ._serve import MISSING, NOTHING, debug, plain, served_or_none
 from .errors import CacheError
 
 
@@ -25,108 +25,12 @@ def distribution_class(md):
 
     return for_library(md)
 
-# path -> DirCache that may be reused while the directory's signature is unchanged
-_states = {}
-
-# What served() returns in "only" mode for a directory without a cache: no distributions.
-NOTHING = object()
-
-
-def invalidate():
-    """Forget every cache read in this process (importlib.invalidate_caches, fork, mode change)."""
-    _states.clear()
-
-
-os.register_at_fork(after_in_child=invalidate)
-
-
-def _debug():
-    return not sys.flags.ignore_environment and os.environ.get("EPFINDER_DEBUG") == "1"
-
-
-def served(path, recheck=False):
-    """The DirCache that answers for ``path``, or None when the plain scan must answer."""
-    if type(path) is not str or not os.path.isabs(path):
-        return None
-    mode = _boot.mode
-    state = _states.get(path)
-    if state is not None and mode in ("trust", "only") and not recheck:
-        return state
-    try:
-        st = os.stat(path)
-    except OSError:
-        _states.pop(path, None)
-        return None
-    if not stat.S_ISDIR(st.st_mode) or os.path.basename(path).lower().endswith(".egg"):
-        return None
-    signature = _scan.dir_signature(st)
-    if state is not None and _usable(state, signature, mode, recheck):
-        return state
-    cache = _cache.load(path, st.st_uid)
-    if cache is not None and _usable(cache, signature, mode, recheck):
-        _states[path] = cache
-        return cache
-    if mode == "only":
-        return NOTHING
-    try:
-        cache = _cache.build(path)
-    except OSError:
-        return None
-    # A scan too close to the directory's last change is answered but not reused, except in the
-    # modes that by contract check nothing.
-    if cache.trusted or mode in ("trust", "only"):
-        _states[path] = cache
-    else:
-        _states.pop(path, None)
-    return cache
-
-
-def _usable(cache, signature, mode, recheck):
-    if mode in ("trust", "only") and not recheck:
-        return True
-    if cache.signature != signature:
-        return False
-    try:
-        return cache.stamps_match() if mode == "strict" else cache.watched_match()
-    except CacheError:
-        return False  # a corrupt stamps table: rebuilt, like any cache that cannot be checked
-
-
-def _forget(path):
-    """A cache found unusable while reading it: drop it here and on disk, so the next query rebuilds."""
-    _states.pop(path, None)
-    try:
-        _cache.discard(path)
-    except Exception:
-        pass
-
-
-def _served_or_none(path, recheck=False):
-    try:
-        state = served(path, recheck)
-        # Names that the stdlib of 3.15 and the backport normalize differently: plain code only.
-        return None if state is not None and state is not NOTHING and state.ambiguous else state
-    except Exception:
-        if _debug():
-            raise
-        _states.pop(path, None)
-        return None
-
-
-def _metadata_module():
-    # Deferred: only reached from importlib.metadata itself, which is loaded by then.
-    import importlib.metadata
-
-    return importlib.metadata
-
 
 def find_distributions(context=None):
     """PathFinder.find_distributions for the stdlib importlib.metadata."""
-    return search(_metadata_module(), context)
+    return search(_serve.metadata_module(), context)
 
 
-# The backport's MetadataPathFinder.find_distributions stand-ins: function -> the module it serves.
-_backport_resolvers = {}
 _replaced_finders = {}  # MetadataPathFinder class -> the find_distributions it had
 
 
@@ -148,16 +52,9 @@ def serve_backport(md):
     def find_distributions(context=None):
         return search(md, context)
 
-    _backport_resolvers[find_distributions] = md
+    _serve.backport_resolvers[find_distributions] = md
     _replaced_finders[finder] = current
     finder.find_distributions = staticmethod(find_distributions)
-
-
-def _library_of(resolver):
-    """The importlib.metadata flavour a discovery resolver is epfinder's stand-in for, or None."""
-    if resolver is _boot.find_distributions:
-        return _metadata_module()
-    return _backport_resolvers.get(resolver)
 
 
 def search(md, context=None):
@@ -169,26 +66,15 @@ def search(md, context=None):
     return itertools.chain.from_iterable(_search_path(md, path, prepared) for path in paths)
 
 
-def _plain(md, path, prepared):
-    if type(path) is str and os.path.isabs(path):
-        try:
-            os.stat(path)
-        except FileNotFoundError:
-            # FastPath finds nothing there either, but only after failing to open it as a zip
-            # archive, which makes the backport import zipp and zipfile (milliseconds).
-            return ()
-    return map(md.PathDistribution, md.FastPath(path).search(prepared))
-
-
 def _search_path(md, path, prepared):
     found = _search_cache(md, path, prepared)
     # Outside any except block: an exception of the plain code reaches the caller as it is.
-    return _plain(md, path, prepared) if found is None else found
+    return plain(md, path, prepared) if found is None else found
 
 
 def _search_cache(md, path, prepared):
     """The distributions the cache of ``path`` answers, or None when the plain search must."""
-    state = _served_or_none(path)
+    state = served_or_none(path)
     if state is None:
         return None
     if state is NOTHING:
@@ -198,7 +84,7 @@ def _search_cache(md, path, prepared):
             indices = state.lookup(prepared.normalized)
             if not indices and _boot.mode == "trust":
                 # trust: a name the cache does not know may have been installed since.
-                state = _served_or_none(path, recheck=True)
+                state = served_or_none(path, recheck=True)
                 if state is None or state is NOTHING:
                     return None if state is None else ()
                 indices = state.lookup(prepared.normalized)
@@ -207,9 +93,9 @@ def _search_cache(md, path, prepared):
         cls = distribution_class(md)
         return [cls(state, i) for i in indices]
     except CacheError:
-        if _debug():
+        if debug():
             raise
-        _forget(path)
+        _serve.forget(path)
         return None
 
 
@@ -248,7 +134,7 @@ class _PatchingLoader:
         try:
             patch_module(module)
         except Exception:
-            if _debug():
+            if debug():
                 raise
 
 
@@ -271,7 +157,6 @@ _SHAPES = {
 }
 
 _patched = {}  # module -> (original entry_points, the function put in its place)
-_MISSING = object()
 
 
 def patch_module(md):
@@ -370,36 +255,25 @@ def unpatch_all():
     _patched_packages.clear()
     for finder, original in list(_replaced_finders.items()):
         current = finder.__dict__.get("find_distributions")
-        if isinstance(current, staticmethod) and current.__func__ in _backport_resolvers:
+        if isinstance(current, staticmethod) and current.__func__ in _serve.backport_resolvers:
             finder.find_distributions = original
     _replaced_finders.clear()
-    _backport_resolvers.clear()
-
-
-def _discovery(md):
-    """What plain entry_points() relies on; if any of it is replaced, it is answered plainly."""
-    return (
-        md.distributions,
-        md.Distribution.__dict__.get("discover"),
-        md.Distribution.__dict__.get("_discover_resolvers"),
-        getattr(md, "_unique", None),
-        getattr(md, "unique_everseen", None),
-    )
+    _serve.backport_resolvers.clear()
 
 
 def _make_entry_points(md, original, shape):
-    discovery = _discovery(md)
+    discovery = _serve.discovery(md)
     prefer_valid = md.Distribution.__dict__.get("_prefer_valid") if shape == _PREFER_VALID else None
 
     def entry_points(**params):
-        if _boot.mode is None or discovery != _discovery(md) or (
+        if _boot.mode is None or discovery != _serve.discovery(md) or (
             prefer_valid is not None and md.Distribution.__dict__.get("_prefer_valid") is not prefer_valid
         ):
             return original(**params)
         try:
             eps = _collect(md, params, require_metadata=shape == _PREFER_VALID)
         except Exception:
-            if _debug():
+            if debug():
                 raise
             eps = None
         if eps is None:
@@ -420,20 +294,6 @@ def _make_entry_points(md, original, shape):
     entry_points.__module__ = original.__module__
     entry_points.__wrapped__ = original
     return entry_points
-
-
-class _Dedup:
-    """unique_everseen over _normalized_name, where cached directories count as sets of names."""
-
-    def __init__(self):
-        self.names = set()
-        self.caches = []
-
-    def __bool__(self):
-        return bool(self.names or self.caches)
-
-    def seen(self, name):
-        return name in self.names or any(name in c.normset() for c in self.caches)
 
 
 class _MetadataMissing(Exception):
@@ -462,7 +322,7 @@ def validates_values(lib):
             known = False
         except ValueError:
             pattern = getattr(getattr(cls, "pattern", None), "pattern", None)
-            known = True if pattern == _entry_points_txt.PATTERN else None
+            known = True if pattern == _startup_entries.PATTERN else None
         except Exception:
             known = None
         _validating[cls] = known
@@ -485,17 +345,17 @@ def _collect(md, params, require_metadata=False):
     distribution without metadata to the end), it raises _MetadataMissing on meeting one, since
     then the order differs; such environments are answered by the plain function.
     """
-    group = params.get("group", _MISSING)
-    name = params.get("name", _MISSING)
+    group = params.get("group", MISSING)
+    name = params.get("name", MISSING)
     eq = operator.eq
 
     def wanted(ep_group, ep_name):
-        return (group is _MISSING or eq(group, ep_group)) and (name is _MISSING or eq(name, ep_name))
+        return (group is MISSING or eq(group, ep_group)) and (name is MISSING or eq(name, ep_name))
 
     result = []
-    dedup = _Dedup()
+    dedup = _serve.Dedup()
 
-    def add_plain(dists):
+    def addplain(dists):
         for dist in dists:
             if require_metadata and not _has_metadata(md, dist):
                 raise _MetadataMissing
@@ -509,18 +369,18 @@ def _collect(md, params, require_metadata=False):
     for resolver in md.Distribution._discover_resolvers():
         # The distributions come from the resolver's library (after the backport is imported,
         # even stdlib callers get the backport's objects), so its classes build the answer.
-        lib = _library_of(resolver)
+        lib = _serve.library_of(resolver)
         if lib is None:
-            add_plain(resolver(context))
+            addplain(resolver(context))
             continue
         everything = lib.Prepared(None)
         cls = distribution_class(lib)
         for path in context.path:
-            state = _served_or_none(path)
+            state = served_or_none(path)
             if state is NOTHING:
                 continue
             if state is None:
-                add_plain(_plain(lib, path, everything))
+                addplain(plain(lib, path, everything))
                 continue
             if require_metadata and any(not cls(state, i)._has_metadata() for i in state.unnamed()):
                 raise _MetadataMissing
@@ -528,37 +388,19 @@ def _collect(md, params, require_metadata=False):
                     i in state.shadowed or dedup.seen(state.normalized()[i]) for i in state.invalid):
                 raise _InvalidValue
             if not state.fast:
-                add_plain(cls(state, i) for i in range(state.count))
+                addplain(cls(state, i) for i in range(state.count))
                 continue
             try:
                 found = _from_group_index(lib, state, group, name, wanted, dedup, cls)
             except CacheError:
-                if _debug():
+                if debug():
                     raise
-                _forget(path)
-                add_plain(_plain(lib, path, everything))
+                _serve.forget(path)
+                addplain(plain(lib, path, everything))
                 continue
             result.extend(found)
             dedup.caches.append(state)
     return result
-
-
-def group_entries(state, group, name, wanted, dedup):
-    """(dist index, group, name, value) of the entries of one cached directory that
-    entry_points(**params) would collect, in its order."""
-    shadowed = state.shadowed
-    norms = state.normalized() if dedup else None
-    if type(group) is str and name is _MISSING and not shadowed and norms is None:
-        # The common query: one group, nothing to deduplicate, no test per entry.
-        return [(d, group, n, v) for d, _seq, n, v in state.group(group)]
-    if type(group) is str:
-        entries = [(e[0], group, e[2], e[3]) for e in state.group(group)]
-    else:
-        entries = [(e[0], e[2], e[3], e[4]) for e in state.all_entry_points()]
-    return [
-        (d, g, n, v) for d, g, n, v in entries
-        if d not in shadowed and wanted(g, n) and (norms is None or not dedup.seen(norms[d]))
-    ]
 
 
 def _from_group_index(md, state, group, name, wanted, dedup, cls):
@@ -566,7 +408,7 @@ def _from_group_index(md, state, group, name, wanted, dedup, cls):
     make = md.EntryPoint
     found = []
     dists = {}
-    for d, g, n, v in group_entries(state, group, name, wanted, dedup):
+    for d, g, n, v in _serve.group_entries(state, group, name, wanted, dedup):
         dist = dists.get(d)
         if dist is None:
             dist = dists[d] = cls(state, d)

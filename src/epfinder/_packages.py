@@ -18,7 +18,7 @@ import zlib
 
 import _epfinder_boot as _boot
 
-from . import _atomic, _cache, _finder
+from . import _cache, _serve, _startup_atomic
 from ._dist import distribution_class
 
 FORMAT = "epfinder-top-level"
@@ -67,31 +67,6 @@ def flavour(md, lib):
     return f"{sys.implementation.cache_tag}-{zlib.crc32(repr(parts).encode()) & 0xFFFFFFFF:08x}"
 
 
-def _side_file(cache_file, tag):
-    folder, name = os.path.split(cache_file)
-    if name == _cache.FILENAME:
-        return os.path.join(folder, f"top-level-{tag}.json")
-    return os.path.join(folder, f"{name[:-len('.jsonl')]}.top-level-{tag}.json")
-
-
-def side_files(path, cache_files=None):
-    """Every side file of ``path`` that may exist beside ``cache_files`` (default: every candidate),
-    for discard(): none in a refused folder."""
-    found = []
-    for cache_file in _cache.candidate_files(path) if cache_files is None else cache_files:
-        folder, name = os.path.split(cache_file)
-        prefix = "top-level-" if name == _cache.FILENAME else f"{name[:-len('.jsonl')]}.top-level-"
-        try:
-            fd = _atomic.open_dir(folder)  # a symlinked or foreign folder is never listed for deletion
-        except OSError:
-            continue
-        try:
-            found += [os.path.join(folder, f) for f in os.listdir(fd) if f.startswith(prefix)]
-        finally:
-            os.close(fd)
-    return found
-
-
 # A side file holds a few names per distribution; anything larger is not one.
 _MAX_SIDE_FILE = 64 << 20
 
@@ -101,7 +76,7 @@ def _load(state, tag):
         try:
             # Checked on its descriptor before reading: a regular file that only root, this user or
             # the directory's owner can have written (never a FIFO, which would block).
-            data = json.loads(_boot.read_trusted(_side_file(cache_file, tag), state.path, _MAX_SIDE_FILE))
+            data = json.loads(_boot.read_trusted(_cache.side_file(cache_file, tag), state.path, _MAX_SIDE_FILE))
         except (OSError, ValueError, RecursionError):
             continue
         names = data.get("names") if type(data) is dict else None
@@ -123,8 +98,8 @@ def _store(state, tag, names):
                            "generation": state.generation, "count": state.count, "names": names},
                           ensure_ascii=True, separators=(",", ":"))
         try:
-            # Beside the cache file, in a checked folder, 0644 whatever the umask (epfinder._atomic).
-            _atomic.write(_side_file(cache_file, tag), data.encode("ascii"))
+            # Beside the cache file, in a checked folder, 0644 whatever the umask (epfinder._startup_atomic).
+            _startup_atomic.write(_cache.side_file(cache_file, tag), data.encode("ascii"))
         except OSError:
             pass  # the answer is right; only the next call is slower
         return
@@ -181,7 +156,7 @@ def serve(md, shape):
 
     context = md.DistributionFinder.Context()
     for resolver in md.Distribution._discover_resolvers():
-        lib = _finder._library_of(resolver)
+        lib = _serve.library_of(resolver)
         if lib is None:
             for dist in resolver(context):
                 add(dist, names_in_order(dist))
@@ -190,11 +165,11 @@ def serve(md, shape):
         everything = lib.Prepared(None)
         tag = flavour(md, lib)
         for path in context.path:
-            state = _finder._served_or_none(path)
-            if state is _finder.NOTHING:
+            state = _serve.served_or_none(path)
+            if state is _serve.NOTHING:
                 continue
             if state is None:
-                for dist in _finder._plain(lib, path, everything):
+                for dist in _serve.plain(lib, path, everything):
                     add(dist, names_in_order(dist))
                 continue
             for i, names in enumerate(_names_of_directory(state, cls, tag, names_for)):
@@ -211,10 +186,10 @@ def serve(md, shape):
 
 
 def make_packages_distributions(md, original, shape):
-    discovery = _finder._discovery(md)
+    discovery = _serve.discovery(md)
 
     def packages_distributions():
-        if _boot.mode is None or discovery != _finder._discovery(md):
+        if _boot.mode is None or discovery != _serve.discovery(md):
             return original()
         raised = None
         try:
@@ -222,7 +197,7 @@ def make_packages_distributions(md, original, shape):
         except _Raised as plain:
             raised = plain.exc
         except Exception:
-            if _finder._debug():
+            if _serve.debug():
                 raise
         if raised is not None:
             raise raised  # what the plain call raises, without reading every file again to raise it

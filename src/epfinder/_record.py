@@ -11,7 +11,7 @@ import os
 
 import _epfinder_boot as _boot
 
-from . import DISTRIBUTION, _atomic, _cache, _startup_costs
+from . import DISTRIBUTION, _cache, _startup_atomic, _startup_costs
 
 # What may appear in .epfinder-cache/ of the site directory, listed even before it exists (pip and
 # uv skip listed files that are absent): the config, the hook table, the hook costs, the cache.
@@ -89,9 +89,9 @@ def _rewrite(record, keep, extra):
     new = [line for line in lines if keep(line)] + [f"{path},," for path in extra]
     if new == lines:
         return False
-    # Through epfinder._atomic (a random temporary name, O_EXCL|O_NOFOLLOW in a checked folder),
+    # Through epfinder._startup_atomic (a random temporary name, O_EXCL|O_NOFOLLOW in a checked folder),
     # keeping RECORD's mode.
-    _atomic.write(record, ("\n".join(new) + "\n").encode("utf-8"), mode=os.stat(record).st_mode & 0o777)
+    _startup_atomic.write(record, ("\n".join(new) + "\n").encode("utf-8"), mode=os.stat(record).st_mode & 0o777)
     return True
 
 

@@ -5,29 +5,27 @@ files, on every supported Python. Where that is not certain (unreadable or undec
 malformed metadata, a field that is missing), the value is recorded as unknown (``None``) and the
 distribution object computes it the plain way at query time, raising the same exception at the
 same call. This module imports only the standard library and never ``importlib.metadata``, so that
-the application API (epfinder._app) can rebuild a cache without it.
+the application API (epfinder._app) can rebuild a cache without it. What it shares with the start-up
+rescan of the hook table (name normalization, lookup order, sealed entries, entry_points.txt) is
+in epfinder._startup_entries and _epfinder_boot, written once.
 """
 
 import os
 import re
 
-from . import _entry_points_txt as entry_points_txt
-from ._freshness import SIDE_INPUTS, is_sealed
+from _epfinder_boot import normalize
+
+from . import _startup_entries as entry_points_txt
+# is_metadata_child, list_metadata, lookup_key and normalize are also this module's to its callers.
+from ._startup_entries import SIDE_INPUTS, is_metadata_child, is_sealed, list_metadata, lookup_key  # noqa: F401
 
 # The exceptions PathDistribution.read_text swallows (returning None); any other error propagates
 # to the caller of importlib.metadata, so the scanner records such a value as unknown instead.
 _ABSENT = (FileNotFoundError, IsADirectoryError, KeyError, NotADirectoryError, PermissionError)
 
-_SEPARATORS = re.compile(r"[-_.]+")
 # email.feedparser.headerRE without its "From " and continuation alternatives, and with a
 # non-empty field name: any line outside this shape sends the file to the real email parser.
 _SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:")
-
-
-def normalize(name):
-    """importlib.metadata.Prepared.normalize (PEP 503 name, with underscores), up to Python 3.14
-    and in the importlib_metadata backport."""
-    return _SEPARATORS.sub("-", name).lower().replace("-", "_")
 
 
 def normalize_lowered_first(name):
@@ -43,15 +41,6 @@ def normalizes_alike(name):
     neighbours (a final capital sigma next to a separator), which no name on PyPI has; a
     directory holding such a name is left to the plain code, whichever library asks."""
     return "\u03a3" not in name or normalize(name) == normalize_lowered_first(name)
-
-
-def lookup_key(child):
-    """The key under which importlib.metadata's Lookup files a ``*.dist-info``/``*.egg-info`` child."""
-    return normalize(child.lower().rpartition(".")[0].partition("-")[0])
-
-
-def is_metadata_child(child):
-    return child.lower().endswith((".dist-info", ".egg-info"))
 
 
 def name_from_stem(stem):
@@ -208,24 +197,6 @@ def read_distribution(root, child, install_location=False):
         # answered by the plain code, which raises as they do.
         "invalid": eps is not None and not all(entry_points_txt.is_valid_value(v) for _g, _n, v in eps),
     }
-
-
-def list_metadata(root):
-    """The metadata children of ``root`` in the order importlib.metadata's Lookup yields them.
-
-    Lookup files children by key in first-seen order and yields key by key, so two entries of
-    one project are adjacent even when the listing put something between them.
-    """
-    groups = {}
-    for child in os.listdir(root):
-        if is_metadata_child(child):
-            groups.setdefault(lookup_key(child), []).append(child)
-    ordered = []
-    index = {}
-    for key, children in groups.items():
-        index[key] = [len(ordered), len(children)]
-        ordered.extend(children)
-    return ordered, index
 
 
 def scan(root, install_location=False):

@@ -8,7 +8,7 @@ and by the command line tool.
 
 The file is display-only: nothing in it decides what runs. It is still read and written like the
 hook table (docs/security.md): a regular file that only its owner can write, owned by root, this
-user or the site directory's owner, written through epfinder._atomic.
+user or the site directory's owner, written through epfinder._startup_atomic.
 """
 
 import os
@@ -39,11 +39,11 @@ def render(measured, when_ns):
 def record(site_dir, measured):
     """Write [(hook id, import ns, call ns, outcome)] where this user can; never raises.
 
-    Through epfinder._atomic, like every file epfinder writes: the environment's folder when it
+    Through epfinder._startup_atomic, like every file epfinder writes: the environment's folder when it
     exists and passes its checks, else this user's cache folder.
     """
     try:
-        from . import _atomic, _cache
+        from . import _cache, _startup_atomic
 
         data = render(measured, time.time_ns()).encode("utf-8")
         for i, file in enumerate(files(site_dir)):
@@ -52,7 +52,7 @@ def record(site_dir, measured):
                     _cache.make_user_cache_root()
                 # The environment's folder is not made here: when it is missing, epfinder is not
                 # enabled there, and its site directory is left alone.
-                _atomic.write(file, data)
+                _startup_atomic.write(file, data)
                 return True
             except OSError:
                 continue

@@ -16,8 +16,8 @@ import time
 import _epfinder_boot as _boot
 from _epfinder_boot import STARTUP_GROUP as GROUP, normalize
 
-from . import _entry_points_txt as entry_points_txt
-from ._freshness import is_sealed
+from . import _startup_entries as entry_points_txt
+from ._startup_entries import is_sealed, list_metadata
 
 # The exceptions PathDistribution.read_text treats as "no such file".
 _ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -30,16 +30,6 @@ _WAIT_S = 4.0
 
 def _stamp(st):
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
-def lookup_order(path):
-    """The ``*.dist-info``/``*.egg-info`` children of ``path`` in importlib.metadata's Lookup order."""
-    groups = {}
-    for child in os.listdir(path):
-        if child.lower().endswith((".dist-info", ".egg-info")):
-            key = normalize(child.lower().rpartition(".")[0].partition("-")[0])
-            groups.setdefault(key, []).append(child)
-    return [child for children in groups.values() for child in children]
 
 
 def _read(entry, filename):
@@ -98,7 +88,7 @@ def _hooks_in(text):
 
 
 def _watch(path, child, watched):
-    """Record the stamps of an entry that may change in place (see _freshness.is_sealed)."""
+    """Record the stamps of an entry that may change in place (see _startup_entries.is_sealed)."""
     for name in _WATCHED_FILES:
         rel = os.path.join(child, name) if name else child
         try:
@@ -113,7 +103,7 @@ def scan(path):
     before = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
     names, hooks, bad, watched = [], [], [], []
     seen = set()
-    for child in lookup_order(path):
+    for child in list_metadata(path)[0]:
         entry = os.path.join(path, child)
         if not is_sealed(entry, child):
             _watch(path, child, watched)
@@ -178,18 +168,18 @@ class _Pending:
 
     Its birth time is the reference of the racy rule (same filesystem, same clock as the site
     directories' stamps in the usual case), so it must exist before the scan starts. It is made
-    by epfinder._atomic (a random name, O_EXCL|O_NOFOLLOW in a checked folder, 0644): a folder
+    by epfinder._startup_atomic (a random name, O_EXCL|O_NOFOLLOW in a checked folder, 0644): a folder
     that others could have planted is refused, and then nothing is written.
     """
 
     def __init__(self, file):
-        from . import _atomic  # deferred: a start imports this module only to rescan
+        from . import _startup_atomic  # deferred: a start imports this module only to rescan
 
         self.file = file
-        self.fd = self._atomic = None
+        self.fd = self._startup_atomic = None
         try:
-            self._atomic = _atomic.AtomicFile(file)
-            self.fd = self._atomic.fd
+            self._startup_atomic = _startup_atomic.AtomicFile(file)
+            self.fd = self._startup_atomic.fd
             self.reference_ns = os.fstat(self.fd).st_mtime_ns
         except OSError:
             self.close()
@@ -197,7 +187,7 @@ class _Pending:
     def commit(self, tables):
         """Replace the table file atomically; False when it cannot be written (full disk...)."""
         try:
-            self._atomic.commit(render(tables).encode("utf-8"))
+            self._startup_atomic.commit(render(tables).encode("utf-8"))
             return True
         except OSError:
             return False
@@ -205,9 +195,9 @@ class _Pending:
             self.close()
 
     def close(self):
-        if self._atomic is not None:
-            self._atomic.abort()
-            self._atomic = None
+        if self._startup_atomic is not None:
+            self._startup_atomic.abort()
+            self._startup_atomic = None
         self.fd = None
 
 

@@ -1,0 +1,153 @@
+"""A site directory's metadata entries as importlib.metadata sees them, read without ``re``.
+
+Shared by the query caches' scanner (epfinder._scan) and by the start-up rescan of the hook table
+(epfinder._startup_table), which runs at an interpreter start after a site directory changed and
+so may load nothing that start-up has not loaded: this module imports only ``os`` and
+_epfinder_boot (for ``normalize``). It holds the one implementation of each of
+
+- the order in which importlib.metadata's Lookup yields the ``*.dist-info``/``*.egg-info`` children;
+- which entries can change without their directory's listing changing (written down for
+  installers in docs/cache-format.md, "Freshness");
+- ``entry_points.txt`` parsed exactly as importlib.metadata does (Sectioned.section_pairs,
+  Pair.parse), and the check of a value against ``EntryPoint.pattern``.
+"""
+
+import os
+
+from _epfinder_boot import normalize
+
+# --- lookup order -------------------------------------------------------------------------------
+
+
+def is_metadata_child(child):
+    return child.lower().endswith((".dist-info", ".egg-info"))
+
+
+def lookup_key(child):
+    """The key under which importlib.metadata's Lookup files a ``*.dist-info``/``*.egg-info`` child."""
+    return normalize(child.lower().rpartition(".")[0].partition("-")[0])
+
+
+def list_metadata(root):
+    """The metadata children of ``root`` in the order importlib.metadata's Lookup yields them.
+
+    Lookup files children by key in first-seen order and yields key by key, so two entries of
+    one project are adjacent even when the listing put something between them. Returns (children
+    in that order, {key: [first position, count]}).
+    """
+    groups = {}
+    for child in os.listdir(root):
+        if is_metadata_child(child):
+            groups.setdefault(lookup_key(child), []).append(child)
+    ordered = []
+    index = {}
+    for key, children in groups.items():
+        index[key] = [len(ordered), len(children)]
+        ordered.extend(children)
+    return ordered, index
+
+
+# --- sealed or watched --------------------------------------------------------------------------
+
+# Files that packages_distributions() may read (epfinder._packages): a watched entry records their
+# stamps too, so that an in-place rewrite of any of them is seen.
+SIDE_INPUTS = ("top_level.txt", "RECORD", "installed-files.txt", "SOURCES.txt")
+
+
+def is_sealed(entry_path, child):
+    """Whether an installer finished this entry and will only ever replace it whole.
+
+    pip, uv and pypa/installer write ``RECORD`` last, and replace a distribution's ``*.dist-info``
+    as a whole (a new directory, which changes the site directory's own timestamps). So a
+    ``*.dist-info`` that holds ``RECORD`` is complete, and its contents change only together with
+    the directory listing. Anything else (an ``*.egg-info`` that setuptools rewrites in place, a
+    ``*.dist-info`` still being written, or one whose ``RECORD`` Debian stripped) may change inside.
+
+    Ask before reading the entry's files: a ``RECORD`` that appears later proves nothing about
+    what was read before it.
+    """
+    if not child.endswith(".dist-info"):
+        return False
+    try:
+        os.stat(os.path.join(entry_path, "RECORD"))
+    except OSError:
+        return False
+    return True
+
+
+# --- entry_points.txt ---------------------------------------------------------------------------
+
+
+class MalformedLine(ValueError):
+    """A line in a section that has no '=', where importlib.metadata's Pair.parse raises."""
+
+    def __init__(self, number, line):
+        super().__init__(f"line {number} has no '=': {line!r}")
+        self.number, self.line = number, line
+
+
+def parse(text):
+    """(group, name, value) for each entry point, in file order.
+
+    Lines are stripped; empty lines and lines starting with '#' are skipped; a line between
+    brackets starts a group (``line.strip("[]")``); lines before the first group are ignored;
+    ``name = value`` is split at the first '=' and both sides stripped.
+    """
+    result = []
+    group = None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line.strip("[]")
+            continue
+        if group is None:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise MalformedLine(number, line)
+        result.append((group, name.strip(), value.strip()))
+    return result
+
+
+# EntryPoint.pattern's source, for checking that a library uses the pattern is_valid_value() follows.
+PATTERN = r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
+
+
+def _word(c):
+    # [\w.] of a str pattern: str.isalnum() or '_' (sre's SRE_UNI_IS_WORD), or '.'.
+    return c == "_" or c == "." or c.isalnum()
+
+
+def is_valid_value(value):
+    """Whether ``EntryPoint.pattern`` matches ``value``, without ``re`` (start-up never loads it).
+
+    The pattern is ``(?P<module>[\\w.]+)\\s*(:\\s*(?P<attr>[\\w.]+)\\s*)?((?P<extras>\\[.*\\])\\s*)?$``.
+    importlib_metadata 8.7+ and Python 3.15 refuse to create an EntryPoint whose value it does not
+    match, so their entry_points() raises ValueError when any distribution holds one.
+    """
+    n = len(value)
+    i = 0
+    while i < n and _word(value[i]):
+        i += 1
+    if i == 0:
+        return False
+    while i < n and value[i].isspace():
+        i += 1
+    if i < n and value[i] == ":":
+        j = i + 1
+        while j < n and value[j].isspace():
+            j += 1
+        start = j
+        while j < n and _word(value[j]):
+            j += 1
+        if j > start:  # else the optional group does not match, and ':' is left over
+            i = j
+            while i < n and value[i].isspace():
+                i += 1
+    if i < n and value[i] == "[":
+        # \[.*\]\s*$: the last character that is not whitespace closes it; '.' stops at a newline.
+        end = len(value.rstrip()) - 1
+        return end > i and value[end] == "]" and "\n" not in value[i:end]
+    return i == n or value[i:] == "\n"
