@@ -10,7 +10,6 @@ and deduplication, so the result never depends on which way it was computed.
 """
 
 import os
-import re
 import sys
 
 import _epfinder_boot as _boot
@@ -19,7 +18,8 @@ from . import _scan, _serve
 from .errors import CacheError
 
 # importlib.metadata's EntryPoint.pattern: what module, attr and extras mean.
-_PATTERN = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+# Compiled on first use (module, attr, extras, load): listing entry points needs no re.
+_PATTERN = r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
 
 
 class Distribution:
@@ -66,7 +66,9 @@ class EntryPoint:
         self.name, self.value, self.group, self.dist = name, value, group, dist
 
     def _match(self):
-        match = _PATTERN.match(self.value)
+        import re
+
+        match = re.match(_PATTERN, self.value)
         if match is None:
             raise ValueError(f"entry point value {self.value!r} is not 'module[:attr] [extras]'")
         return match
@@ -81,6 +83,8 @@ class EntryPoint:
 
     @property
     def extras(self):
+        import re
+
         return re.findall(r"\w+", self._match().group("extras") or "")
 
     def load(self):

@@ -10,7 +10,6 @@ was added, removed or renamed; entries that may change inside (see _scan.is_seal
 and their stamps are checked at every query too.
 """
 
-import json
 import os
 import sys
 import time
@@ -30,7 +29,19 @@ OLD_FILENAMES = ("v1.jsonl",)
 # only trusted when everything it depends on is older than this, which covers FAT's 2 s steps.
 WALL_CLOCK_MARGIN_NS = 3_000_000_000
 
-_dumps = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
+# json is imported where it is used, not by `import importlib.metadata` in an enabled process,
+# which loads this module to patch the library but may never ask a question (issue: whole-program
+# cost; json is about 5 M instructions).
+_encoder = None
+
+
+def _dumps(value):
+    global _encoder
+    if _encoder is None:
+        import json
+
+        _encoder = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
+    return _encoder(value)
 _TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "stamps", "watch")
 # Far above any real cache (about 230 bytes per distribution); a larger file is not read.
 MAX_SIZE = 256 << 20
@@ -120,6 +131,8 @@ class DirCache:
         if end < 0:
             raise CacheError("no header line")
         try:
+            import json
+
             header = json.loads(data[:end])
         except (ValueError, RecursionError):
             raise CacheError("the header is not JSON") from None
@@ -176,6 +189,8 @@ class DirCache:
         if zlib.crc32(line) != span[2]:
             raise CacheError(f"checksum mismatch in {what}")
         try:
+            import json
+
             value = json.loads(line)
         except (ValueError, RecursionError):
             raise CacheError(f"{what} is not JSON") from None

@@ -11,7 +11,6 @@ whose code differs computes and stores its own. See docs/cache-format.md.
 """
 
 import collections
-import json
 import os
 import sys
 import zlib
@@ -76,6 +75,8 @@ def _load(state, tag):
         try:
             # Checked on its descriptor before reading: a regular file that only root, this user or
             # the directory's owner can have written (never a FIFO, which would block).
+            import json  # deferred: see epfinder._cache._dumps
+
             data = json.loads(_boot.read_trusted(_cache.side_file(cache_file, tag), state.path, _MAX_SIDE_FILE))
         except (OSError, ValueError, RecursionError):
             continue
@@ -94,6 +95,8 @@ def _store(state, tag, names):
     for cache_file in _cache.writable_files(state.path):
         if not os.path.exists(cache_file):
             continue
+        import json
+
         data = json.dumps({"format": FORMAT, "version": VERSION, "path": state.path, "flavour": tag,
                            "generation": state.generation, "count": state.count, "names": names},
                           ensure_ascii=True, separators=(",", ":"))

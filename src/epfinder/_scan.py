@@ -11,7 +11,6 @@ in epfinder._startup_entries and _epfinder_boot, written once.
 """
 
 import os
-import re
 
 from _epfinder_boot import normalize
 
@@ -25,7 +24,17 @@ _ABSENT = (FileNotFoundError, IsADirectoryError, KeyError, NotADirectoryError, P
 
 # email.feedparser.headerRE without its "From " and continuation alternatives, and with a
 # non-empty field name: any line outside this shape sends the file to the real email parser.
-_SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:")
+# Compiled on the first scan: a query answered from caches needs no re.
+_SIMPLE_HEADER = None
+
+
+def _simple_header():
+    global _SIMPLE_HEADER
+    if _SIMPLE_HEADER is None:
+        import re
+
+        _SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:")
+    return _SIMPLE_HEADER
 
 
 def normalize_lowered_first(name):
@@ -93,12 +102,13 @@ def header_values(text, fields):
     """
     if "\r" in text:  # never after universal newlines, but email would split there too
         return _header_values_by_email(text, fields)
+    simple_header = _simple_header()
     found = {}
     lines = text.split("\n")
     for i, line in enumerate(lines):
         if len(found) == len(fields):
             break
-        match = _SIMPLE_HEADER.match(line)
+        match = simple_header.match(line)
         if match is None:
             return _header_values_by_email(text, fields)
         key = line[: match.end() - 1].lower()
