@@ -17,7 +17,7 @@ DEFAULT_MODE = "auto"
 # The mode in force, or None while epfinder is not in place.
 mode = None
 
-_saved = {}  # what enable() replaced, so that disable() puts it back
+_saved = {}  # type: dict[str, object]  # what enable() replaced, so that disable() puts it back
 
 
 CONFIG_DIR = ".epfinder-cache"  # the same folder as the site directory's own metadata cache

@@ -237,7 +237,7 @@ def _pth_items(dirs: list[tuple[str, bool, bool]]) -> tuple[list[dict[str, Any]]
     return pth, start
 
 
-def _customize(name: str, path: list[str], dirs: list[tuple[str, bool]], user: bool) -> dict[str, Any]:
+def _customize(name: str, path: list[str], dirs: list[tuple[str, bool, bool]], user: bool) -> dict[str, Any]:
     """Which ``sitecustomize``/``usercustomize`` a start would import, found as import would find it."""
     import importlib.machinery
 

@@ -13,7 +13,7 @@ import _epfinder_boot as _boot
 from . import _scan, _serve
 from .errors import CacheError
 
-_classes = {}
+_classes: dict[str, type] = {}
 _UNKNOWN = object()
 
 

@@ -31,7 +31,7 @@ def find_distributions(context=None):
     return search(_serve.metadata_module(), context)
 
 
-_replaced_finders = {}  # MetadataPathFinder class -> the find_distributions it had
+_replaced_finders: dict[type, object] = {}  # MetadataPathFinder class -> the find_distributions it had
 
 
 def serve_backport(md):
@@ -156,7 +156,7 @@ _SHAPES = {
                "distributions", "EntryPoints", "select"}): _PREFER_VALID,
 }
 
-_patched = {}  # module -> (original entry_points, the function put in its place)
+_patched: dict[object, tuple[object, object]] = {}  # module -> (original entry_points, the function put in its place)
 
 
 def patch_module(md):
@@ -182,7 +182,7 @@ def patch_module(md):
     md.entry_points = replacement
 
 
-_patched_packages = {}  # module -> (original packages_distributions, the function put in its place)
+_patched_packages: dict[object, tuple[object, object]] = {}  # module -> (original packages_distributions, the function put in its place)
 
 
 def _patch_packages_distributions(md):
@@ -204,7 +204,7 @@ def _patch_packages_distributions(md):
 # METADATA file with email (milliseconds) where 3.14 parsed nothing.
 _PREFER_VALID_BY_METADATA = frozenset({"ExceptionTrap", "MetadataNotFound", "passes", "operator",
                                        "attrgetter", "bucket", "itertools", "chain"})
-_patched_prefer_valid = {}  # Distribution class -> (original staticmethod, the one put in its place)
+_patched_prefer_valid: dict[type, tuple[object, object]] = {}  # Distribution class -> (original staticmethod, the one put in its place)
 
 
 def _patch_prefer_valid(md):
@@ -304,7 +304,7 @@ class _InvalidValue(Exception):
     """An entry point the library would refuse to create: answer plainly, which raises."""
 
 
-_validating = {}  # EntryPoint class -> whether it checks its value on creation
+_validating: dict[type, object] = {}  # EntryPoint class -> whether it checks its value on creation
 
 
 def validates_values(lib):

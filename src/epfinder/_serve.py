@@ -17,7 +17,7 @@ from . import _cache, _scan
 from .errors import CacheError
 
 # path -> DirCache that may be reused while the directory's signature is unchanged
-_states = {}
+_states: dict[str, object] = {}
 
 # What served() returns in "only" mode for a directory without a cache: no distributions.
 NOTHING = object()
@@ -170,7 +170,7 @@ def group_entries(state, group, name, wanted, dedup):
 
 # The importlib_metadata backport's MetadataPathFinder.find_distributions stand-ins that
 # epfinder._finder installs: function -> the module it serves.
-backport_resolvers = {}
+backport_resolvers: dict[object, object] = {}
 
 
 def library_of(resolver):
