@@ -13,7 +13,7 @@ import sys
 
 import _epfinder_boot as _boot
 
-from . import _serve, _startup_entries
+from . import _serve
 from ._serve import MISSING, NOTHING, debug, plain, served_or_none
 from .errors import CacheError
 
@@ -186,17 +186,31 @@ _patched_packages: dict[object, tuple[object, object]] = {}  # module -> (origin
 
 
 def _patch_packages_distributions(md):
-    from . import _packages
+    """Put a stand-in in place that loads epfinder._packages on its first call only.
 
+    `import importlib.metadata` patches the library, and many programs never call
+    packages_distributions(): they should not pay for loading what answers it.
+    """
     original = getattr(md, "packages_distributions", None)
     if original is None or md in _patched_packages:
         return
-    shape = _packages.shape_of(md)
-    if shape is None:
-        return
-    replacement = _packages.make_packages_distributions(md, original, shape)
-    _patched_packages[md] = (original, replacement)
-    md.packages_distributions = replacement
+    discovery = _serve.discovery(md)
+    answer = []
+
+    def packages_distributions():
+        if not answer:
+            from . import _packages
+
+            shape = _packages.shape_of(md, original)
+            answer.append(original if shape is None else
+                          _packages.make_packages_distributions(md, original, shape, discovery))
+        return answer[0]()
+
+    for attr in ("__doc__", "__name__", "__qualname__", "__module__"):
+        setattr(packages_distributions, attr, getattr(original, attr))
+    packages_distributions.__wrapped__ = original
+    _patched_packages[md] = (original, packages_distributions)
+    md.packages_distributions = packages_distributions
 
 
 # Distribution._prefer_valid of CPython 3.15, by the globals it uses: it reads `metadata` of each
@@ -322,7 +336,9 @@ def validates_values(lib):
             known = False
         except ValueError:
             pattern = getattr(getattr(cls, "pattern", None), "pattern", None)
-            known = True if pattern == _startup_entries.PATTERN else None
+            from ._startup_entries import PATTERN
+
+            known = True if pattern == PATTERN else None
         except Exception:
             known = None
         _validating[cls] = known

@@ -32,9 +32,10 @@ _DECLARED_OR_INFERRED = frozenset({"_top_level_declared", "_top_level_inferred",
 _WITH_MD_NONE = _DECLARED_OR_INFERRED | {"md_none"}
 
 
-def shape_of(md):
-    """(names_for(dist), name_of(dist)) as md's packages_distributions() computes them, or None."""
-    code = getattr(md.packages_distributions, "__code__", None)
+def shape_of(md, function=None):
+    """(names_for(dist), name_of(dist)) as md's packages_distributions() (or ``function``)
+    computes them, or None."""
+    code = getattr(function or md.packages_distributions, "__code__", None)
     names = frozenset(getattr(code, "co_names", ()))
     if names == _DECLARED_ONLY:
         return (lambda dist: (dist.read_text("top_level.txt") or "").split(),
@@ -188,8 +189,9 @@ def serve(md, shape):
     return dict(pkg_to_dist)
 
 
-def make_packages_distributions(md, original, shape):
-    discovery = _serve.discovery(md)
+def make_packages_distributions(md, original, shape, discovery=None):
+    if discovery is None:
+        discovery = _serve.discovery(md)
 
     def packages_distributions():
         if _boot.mode is None or discovery != _serve.discovery(md):

@@ -13,7 +13,6 @@ import sys
 
 import _epfinder_boot as _boot
 
-from . import _cache, _scan
 from .errors import CacheError
 
 # path -> DirCache that may be reused while the directory's signature is unchanged
@@ -50,6 +49,10 @@ def served(path, recheck=False):
         return None
     if not stat.S_ISDIR(st.st_mode) or os.path.basename(path).lower().endswith(".egg"):
         return None
+    # Deferred, like every import below epfinder._finder: `import importlib.metadata` in an enabled
+    # process loads _finder and this module to patch the library, and only a query needs the rest.
+    from . import _cache, _scan
+
     signature = _scan.dir_signature(st)
     if state is not None and _usable(state, signature, mode, recheck):
         return state
@@ -87,6 +90,8 @@ def forget(path):
     """A cache found unusable while reading it: drop it here and on disk, so the next query rebuilds."""
     _states.pop(path, None)
     try:
+        from . import _cache
+
         _cache.discard(path)
     except Exception:
         pass
