@@ -189,6 +189,18 @@ def _item(kind: str, file: str | None, line: int | None, code: str, site_dir: st
             "runs_code": kind not in ("pth_path",), "runs_under": runs, "disabled_by": None, "again": False}
 
 
+def _read_all(site_dir: str, names: list[str], suffix: str, hidden: bool):
+    """(name, path, lines) of each readable file of ``names`` with ``suffix``, as site reads them."""
+    for name in names:
+        if not name.endswith(suffix) or (hidden and name.startswith(".")):
+            continue
+        file = os.path.join(site_dir, name)
+        try:
+            yield name, file, _lines(file)
+        except OSError:
+            continue
+
+
 def _pth_items(dirs: list[tuple[str, bool, bool]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(.pth items, .start items) in the order site reads them."""
     pth, start = [], []
@@ -199,14 +211,7 @@ def _pth_items(dirs: list[tuple[str, bool, bool]]) -> tuple[list[dict[str, Any]]
         except OSError:
             continue
         starts = {n[: -len(".start")] for n in names if n.endswith(".start")} if _PEP_829 else set()
-        for name in names:
-            if not name.endswith(".pth") or (hidden and name.startswith(".")):
-                continue
-            file = os.path.join(site_dir, name)
-            try:
-                lines = _lines(file)
-            except OSError:
-                continue
+        for name, file, lines in _read_all(site_dir, names, ".pth", hidden):
             disabled = os.path.join(site_dir, name[: -len(".pth")] + ".start") \
                 if name[: -len(".pth")] in starts else None
             for number, text in enumerate(lines, 1):
@@ -223,14 +228,7 @@ def _pth_items(dirs: list[tuple[str, bool, bool]]) -> tuple[list[dict[str, Any]]
                 item["again"] = again
                 pth.append(item)
         if _PEP_829:
-            for name in names:
-                if not name.endswith(".start") or (hidden and name.startswith(".")):
-                    continue
-                file = os.path.join(site_dir, name)
-                try:
-                    lines = _lines(file)
-                except OSError:
-                    continue
+            for _name, file, lines in _read_all(site_dir, names, ".start", hidden):
                 for number, text in enumerate(lines, 1):
                     if text.strip() and not text.strip().startswith("#"):
                         start.append(_item("start_entry", file, number, text.strip(), site_dir, user))
