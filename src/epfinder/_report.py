@@ -205,6 +205,17 @@ def _plain_kind(path):
     return None
 
 
+def _describes(cache, st, mode):
+    """Whether a cache still describes its directory as a query in ``mode`` would check it: the
+    signature, and the watched entries (every entry in strict mode; docs/cache-format.md)."""
+    if cache.signature != _scan.dir_signature(st):
+        return False
+    try:
+        return cache.stamps_match() if mode == "strict" else cache.watched_match()
+    except CacheError:
+        return False
+
+
 def entry_status(path, env):
     """What the next interpreter does with one sys.path entry (a dict; see docs/cli.md)."""
     info = {"path": path, "state": None, "message": None, "cache": None, "distributions": None,
@@ -227,12 +238,7 @@ def entry_status(path, env):
     cache, file, entry_points, problem = _find_cache(path, st.st_uid)
     if cache is not None:
         info.update(cache=file, distributions=cache.count, entry_points=entry_points)
-        fresh = cache.signature == _scan.dir_signature(st)
-        if fresh and mode == "strict":
-            try:
-                fresh = cache.stamps_match()
-            except CacheError:
-                fresh = False
+        fresh = _describes(cache, st, mode)
         if fresh:
             info["state"] = "fresh"
             info["message"] = ("answered from its cache, which is never checked again in this mode"
@@ -436,12 +442,7 @@ def verify_entry(path, env):
                         else "no cache: the next query scans it")
         return info
     info["cache"] = file
-    fresh = cache.signature == _scan.dir_signature(st)
-    if fresh and mode == "strict":
-        try:
-            fresh = cache.stamps_match()
-        except CacheError:
-            fresh = False
+    fresh = _describes(cache, st, mode)
     if not fresh:
         info.update(state="stale", problem=unchecked,
                     message=f"stale: {mode} mode answers from it as it is (python -m epfinder refresh)"
