@@ -62,6 +62,8 @@ def flavour(md, lib):
                         (lib.PathDistribution, "read_text"), (lib.Distribution, "files")):
         value = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
         value = getattr(value, "fget", value)
+        while getattr(value, "__wrapped__", None) is not None:
+            value = value.__wrapped__  # the library's own function, not epfinder's stand-ins for it
         code = getattr(value, "__code__", None)
         parts.append("" if code is None else _code_key(code))
     return f"{sys.implementation.cache_tag}-{zlib.crc32(repr(parts).encode()) & 0xFFFFFFFF:08x}"

@@ -42,23 +42,16 @@ def record_file(site_dir):
 
 def _side_file_names():
     # The packages_distributions() side file that the stdlib's code writes in this interpreter. Its
-    # flavour fingerprints the function a query calls, which is epfinder's stand-in once the module
-    # is patched; this process may not have patched it, so the stand-in is made here as a start
-    # would make it, on a copy of the module's namespace.
+    # flavour fingerprints the library's own functions (through epfinder's stand-ins), so it is the
+    # same whether or not this process has patched the module.
     try:
         import importlib.metadata as md
-        import types
 
-        from ._packages import flavour, make_packages_distributions, shape_of
+        from ._packages import flavour, shape_of
 
-        current = md.packages_distributions
-        if getattr(current, "__wrapped__", None) is None:
-            shape = shape_of(md)
-            if shape is None:
-                return []
-            current = make_packages_distributions(md, current, shape)
-        patched = types.SimpleNamespace(**{**vars(md), "packages_distributions": current})
-        return [f"top-level-{flavour(patched, md)}.json"]
+        if shape_of(md, getattr(md.packages_distributions, "__wrapped__", md.packages_distributions)) is None:
+            return []
+        return [f"top-level-{flavour(md, md)}.json"]
     except Exception:
         return []
 
