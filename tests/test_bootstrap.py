@@ -137,3 +137,18 @@ def test_isolated_mode_ignores_the_environment_variable(venv, tmp_path):
     code = "import sys; print(sys.modules['_epfinder_boot'].mode)"
     assert run(python, "-c", code, tmp_path=tmp_path, env=env).stdout.strip() == "None"
     assert run(python, "-I", "-c", code, tmp_path=tmp_path, env=env).stdout.strip() == "auto"
+
+
+def test_python_dash_s_upper_leaves_epfinder_out(venv, tmp_path):
+    # -S processes no .pth file: epfinder stays off and no startup hook runs, on every Python
+    # (3.15's .pth and .start handling included).
+    python, site, _ = venv
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    hook = make_wheel(wheels, "hook-pkg", "1.0", "[epfinder.startup]\nhook = hook_pkg:main\n",
+                      modules={"hook_pkg.py": "def main():\n    print('hook ran')\n"})
+    pip(python, "install", "--no-index", str(hook), tmp_path=tmp_path)
+    run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
+    assert run(python, "-c", "pass", tmp_path=tmp_path).stdout == "hook ran\n"
+    code = "import sys; print('_epfinder_boot' in sys.modules)"
+    assert run(python, "-S", "-c", code, tmp_path=tmp_path).stdout == "False\n"
