@@ -159,31 +159,18 @@ def find_distributions(*args, **kwargs):
 
 class MetadataImportHook:
     # A meta path entry that finds nothing: it finishes importlib.metadata and the importlib_metadata
-    # backport as they are imported and forwards importlib.invalidate_caches() to epfinder.
-    #
-    # The backport is patched as it is imported (epfinder._finder.patching_spec): its finder must
-    # be served before anything asks it. importlib.metadata only gets stand-ins here, which load
-    # epfinder on their first call: many programs import it and never ask it anything, and should
-    # not pay for loading epfinder (docs/programs.md).
+    # backport as they are imported (see epfinder._finder.patching_spec) and forwards
+    # importlib.invalidate_caches() to epfinder.
 
     watched = frozenset({"importlib.metadata", "importlib_metadata"})
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self.watched:
             return None
-        if fullname == "importlib.metadata":
-            for finder in sys.meta_path:
-                if finder is not self and hasattr(finder, "find_spec"):
-                    spec = finder.find_spec(fullname, path, target)
-                    if spec is not None:
-                        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                            spec.loader = _DeferringLoader(spec.loader)
-                        return spec
-            return None
         try:
             patching_spec = handover("_finder").patching_spec
         except Exception:
-            return None  # the package is gone: importlib_metadata imports as usual
+            return None  # the package is gone: importlib.metadata imports as usual
         return patching_spec(self, fullname, path, target)
 
     def invalidate_caches(self):
@@ -193,72 +180,10 @@ class MetadataImportHook:
 
 
 def _patch(module):
-    _restore(module)
     try:
         handover("_finder").patch_module(module)
     except Exception:
         pass  # unpatched is merely slower: the finder alone still answers every query right
-
-
-class _DeferringLoader:
-    # importlib.metadata's loader, followed by _defer().
-
-    def __init__(self, loader):
-        self.loader = loader
-
-    def __getattr__(self, name):
-        return getattr(self.loader, name)
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        # The module sees its real loader, as it would without epfinder.
-        module.__spec__.loader = module.__loader__ = self.loader
-        self.loader.exec_module(module)
-        try:
-            _defer(module)
-        except Exception:
-            pass  # the stand-ins are only faster: without them every answer is still plain
-
-
-# module -> [(owner, name, original, stand-in)] for the stand-ins _defer() put in place
-_deferred = {}  # type: dict[object, list[tuple[object, str, object, object]]]
-
-
-def _defer(md):
-    # The functions epfinder._finder.patch_module replaces, each with a stand-in that, on its
-    # first call, puts every original back, lets patch_module do its work, and calls the result.
-    placed = []
-    for owner, name in ((md, "entry_points"), (md, "packages_distributions"),
-                        (getattr(md, "Distribution", None), "_prefer_valid")):
-        original = getattr(owner, "__dict__", {}).get(name)
-        if original is not None:
-            placed.append((owner, name, original, _stand_in(md, owner, name, original)))
-    _deferred[md] = placed
-    for owner, name, _original, stand_in in placed:
-        setattr(owner, name, stand_in)
-
-
-def _stand_in(md, owner, name, original):
-    function = getattr(original, "__func__", original)
-
-    def stand_in(*args, **kwargs):
-        if md in _deferred:
-            _patch(md)
-        return getattr(owner, name)(*args, **kwargs)
-
-    for attr in ("__doc__", "__name__", "__qualname__", "__module__"):
-        setattr(stand_in, attr, getattr(function, attr, None))
-    stand_in.__wrapped__ = function
-    return staticmethod(stand_in) if isinstance(original, staticmethod) else stand_in
-
-
-def _restore(md):
-    # Put back what _defer() replaced, where the stand-in is still in place.
-    for owner, name, original, stand_in in _deferred.pop(md, ()):
-        if owner.__dict__.get(name) is stand_in:
-            setattr(owner, name, original)
 
 
 def enable(new_mode=None):
@@ -305,8 +230,6 @@ def disable():
         # Leave it alone if someone else (the importlib_metadata backport) replaced ours.
         if isinstance(current, staticmethod) and current.__func__ is find_distributions:
             path_finder.find_distributions = original
-    for md in list(_deferred):
-        _restore(md)
     finder = loaded("_finder")
     if finder is not None:
         finder.unpatch_all()
