@@ -21,6 +21,17 @@ def test_simple_tree(tmp_path):
     })
     opt_in(site)
     assert_same_as_plain(tmp_path, [site], names=["alpha", "Beta", "gamma", "missing"])
+
+
+def test_an_invalid_entry_point_value_in_another_group(tmp_path):
+    # CPython 3.15 (and importlib_metadata 8.7+) refuse to create such an EntryPoint: their
+    # entry_points(group="console_scripts") raises ValueError for it, whatever group it is in.
+    site = write_tree(tmp_path / "site", {
+        **dist_info("alpha", "1.0", EPS),
+        **dist_info("badvalue", "1.0", "[other]\nbad = not a valid value!\n"),
+    })
+    opt_in(site)
+    assert_same_as_plain(tmp_path, [site], names=["alpha", "badvalue"])
     assert os.path.exists(_cache.in_directory_file(str(site)))
 
 
