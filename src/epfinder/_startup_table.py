@@ -175,11 +175,10 @@ class _Pending:
     def __init__(self, file):
         from . import _startup_atomic  # deferred: a start imports this module only to rescan
 
-        self.file = file
-        self.fd = self._startup_atomic = None
+        self.fd = self.file = None
         try:
-            self._startup_atomic = _startup_atomic.AtomicFile(file)
-            self.fd = self._startup_atomic.fd
+            self.file = _startup_atomic.AtomicFile(file)
+            self.fd = self.file.fd
             self.reference_ns = os.fstat(self.fd).st_mtime_ns
         except OSError:
             self.close()
@@ -187,7 +186,7 @@ class _Pending:
     def commit(self, tables):
         """Replace the table file atomically; False when it cannot be written (full disk...)."""
         try:
-            self._startup_atomic.commit(render(tables).encode("utf-8"))
+            self.file.commit(render(tables).encode("utf-8"))
             return True
         except OSError:
             return False
@@ -195,9 +194,9 @@ class _Pending:
             self.close()
 
     def close(self):
-        if self._startup_atomic is not None:
-            self._startup_atomic.abort()
-            self._startup_atomic = None
+        if self.file is not None:
+            self.file.abort()
+            self.file = None
         self.fd = None
 
 
