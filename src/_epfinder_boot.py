@@ -279,11 +279,38 @@ def startup_site_dirs():
     return ordered
 
 
+# The hook table's entry for one site directory is a list indexed by these names, and a planned
+# hook is a dict with the keys of HOOK_KEYS: a class statement here would cost every enabled start
+# about 0.1 M instructions (callgrind, 3.11), a tenth of start-up's budget (docs/architecture.md).
+SIGNATURE = 0  # [st_dev, st_ino, st_mtime_ns, st_ctime_ns] of the directory
+NAMES = 1  # normalized names of its distributions, tab-joined: split only when shadowing needs it
+HOOKS = 2  # [dist, name, value, distribution, version] rows
+PROBLEMS = 3  # [dist, entry, reason] rows: hooks ignored, and why
+WATCHED = 4  # [relative path, stamp] of the files of entries that may change in place
+HOOK_KEYS = (
+    "id",  # "dist:label", what users name it by
+    "dist",  # the distribution's normalized name
+    "label",  # the entry point's name without its "NNN-" priority
+    "name",  # the entry point's name
+    "value",  # "module:callable"
+    "priority",  # 0..999, lowest first
+    "priority_from",  # "config", "name" or "default"
+    "distribution",  # the distribution's Name, for messages
+    "version",
+    "site_dir",
+    "enabled",
+    "why",  # why it does not run (disabled, skipped), or ""
+)
+
+
+def site_entry(signature, names="", hooks=None, problems=None, watched=None):
+    return [signature, names, hooks or [], problems or [], watched or []]
+
+
 def read_startup_table(file, owner=None):
-    # {site dir: [signature, names, hooks, problems, watched]} from the hook table, or None when
-    # there is none that can be trusted (see docs/startup-hooks.md for the format and the trust
-    # rules): ``owner``, a uid or a path, is trusted besides root and this user, as in
-    # open_trusted(). ``watched`` holds [path, stamp] of the files of entries that may change in place.
+    # {site dir: site_entry()} from the hook table, or None when there is none that can be trusted
+    # (see docs/startup-hooks.md for the format and the trust rules): ``owner``, a uid or a path,
+    # is trusted besides root and this user, as in open_trusted().
     try:
         lines = read_trusted(file, owner, 64 << 20).decode("utf-8").split("\n")
         if lines[0] != TABLE_HEADER or lines[-2:] != ["end", ""]:
@@ -292,20 +319,20 @@ def read_startup_table(file, owner=None):
         entry = None
         for line in lines[1:-2]:
             if line.startswith("names\t") and entry is not None:
-                entry[1] = line[6:]  # split only when shadowing needs it
+                entry[NAMES] = line[6:]
                 continue
             fields = line.split("\t")
             kind = fields[0]
             if kind == "dir" and len(fields) == 6:
-                entry = tables[fields[1]] = [[int(x) for x in fields[2:]], "", [], [], []]
+                entry = tables[fields[1]] = site_entry([int(x) for x in fields[2:]])
             elif entry is None:
                 return None
             elif kind == "watch" and len(fields) == 7:
-                entry[4].append([fields[1], [int(x) for x in fields[2:]]])
+                entry[WATCHED].append([fields[1], [int(x) for x in fields[2:]]])
             elif kind == "hook" and len(fields) == 6:
-                entry[2].append(fields[1:])
+                entry[HOOKS].append(fields[1:])
             elif kind == "bad" and len(fields) == 4:
-                entry[3].append(fields[1:])
+                entry[PROBLEMS].append(fields[1:])
             else:
                 return None
         return tables
@@ -331,7 +358,7 @@ def check_startup_tables(dirs):
             owner = st.st_uid
     tables = read_startup_table(file, owner) or {}
     stale = [p for p in signatures if signatures[p] is None or p not in tables
-             or tables[p][0] != signatures[p] or not _unchanged(p, tables[p][4])]
+             or tables[p][SIGNATURE] != signatures[p] or not _unchanged(p, tables[p][WATCHED])]
     return signatures, tables, stale
 
 
@@ -382,7 +409,8 @@ def _matches(hook_id, patterns):
 
 
 def startup_plan(config, skip="", dirs=None, checked=None):
-    """(hooks in run order, problems): each hook a dict, each problem a one-line string.
+    """(hooks in run order, problems): each hook a dict with the keys of HOOK_KEYS, each problem a
+    one-line string.
 
     Imports no hook module: this is also what ``python -m epfinder startup list`` shows. A site
     directory that changed since the table was written is rescanned, and the table rewritten.
@@ -398,8 +426,8 @@ def startup_plan(config, skip="", dirs=None, checked=None):
     for i, path in enumerate(dirs):
         if path not in signatures or path not in tables:
             continue
-        _signature, names, found, bad, _watched = tables[path]
-        for dist, name, value, dist_name, version in found:
+        entry = tables[path]
+        for dist, name, value, dist_name, version in entry[HOOKS]:
             if dist in seen:
                 continue  # shadowed by a distribution of that name earlier on sys.path
             priority, label = parse_hook_name(name)
@@ -415,11 +443,11 @@ def startup_plan(config, skip="", dirs=None, checked=None):
                 "priority_from": source, "distribution": dist_name or dist, "version": version,
                 "site_dir": path, "enabled": not why, "why": why,
             })
-        for dist, child, reason in bad:
+        for dist, child, reason in entry[PROBLEMS]:
             if dist not in seen:
                 problems.append(f"startup hooks of {child} in {path} ignored: {reason}")
-        if i + 1 < len(dirs) and names:
-            seen.update(names.split("\t"))
+        if i + 1 < len(dirs) and entry[NAMES]:
+            seen.update(entry[NAMES].split("\t"))
     hooks.sort(key=lambda h: (h["priority"], h["dist"], h["label"], h["name"]))
     return hooks, problems
 
@@ -505,7 +533,7 @@ def run_startup(config):
     try:
         dirs = startup_site_dirs()
         checked = signatures, tables, stale = check_startup_tables(dirs)
-        if not (stale or trace or any(tables[p][2] or tables[p][3] for p in signatures if p in tables)):
+        if not (stale or trace or any(tables[p][HOOKS] or tables[p][PROBLEMS] for p in signatures if p in tables)):
             return  # the common case: the table is fresh and lists no hook
         if is_epfinder_command():
             if trace:

@@ -37,7 +37,7 @@ def world(tmp_path, monkeypatch):
     site = write_tree(tmp_path / "site", {
         **dist_info("alpha", "1.0", "[console_scripts]\nalpha = alpha:main\n"),
         **dist_info("beta", "2.0"),
-        "epfinder.pth": "# stands in for the real one\n",
+        "_epfinder_boot.py": "# stands in for the real one\n",
     })
     other = write_tree(tmp_path / "other", dist_info("gamma", "3.0"))
     monkeypatch.setattr(_report, "package_site", lambda: str(site))
@@ -56,7 +56,9 @@ def world(tmp_path, monkeypatch):
 
 
 def enable(world, mode=None, extra=""):
-    write_tree(world.site, {".epfinder-cache/config": "enabled = 1\n" + (f"mode = {mode}\n" if mode else "") + extra})
+    """What `install` writes: the config, and the file through which site runs epfinder."""
+    write_tree(world.site, {".epfinder-cache/config": "enabled = 1\n" + (f"mode = {mode}\n" if mode else "") + extra,
+                            _record.entry_file()[0]: _record.entry_file()[1]})
 
 
 def settle(path):
@@ -146,14 +148,14 @@ def _refuse_unlink(world):
         ("unwritable", ["install"], "cannot write "),
         ("unwritable", ["refresh"], "some caches could not be written"),
         ("unwritable", ["refresh", "{other}"], "some caches could not be written"),
-        ("refuse_unlink", ["uninstall"], "cannot remove {site}/.epfinder-cache/config: Permission denied"),
+        ("refuse_unlink", ["uninstall"], "cannot remove {site}/{entry_file}: Permission denied"),
         ("installed", ["startup", "disable", "a:b"], "epfinder is not enabled for "),
         ("installed", ["startup", "list", "--measure"], "epfinder is not enabled for "),
     ],
 )
 def test_failures_exit_1_in_one_line(world, capsys, setup, argv, message):
     if setup == "not_installed":
-        (world.site / "epfinder.pth").unlink()
+        (world.site / "_epfinder_boot.py").unlink()
     elif setup == "unwritable":
         _unwritable_everywhere(world)
     elif setup == "refuse_unlink":
@@ -162,7 +164,7 @@ def test_failures_exit_1_in_one_line(world, capsys, setup, argv, message):
     status, out, err = run(argv, capsys)
     assert status == 1, (out, err)
     assert err.count("\n") == 1 and err.startswith("epfinder: error: "), err
-    assert message.format(site=world.site) in err, err
+    assert message.format(site=world.site, entry_file=_record.entry_file()[0]) in err, err
     assert "Traceback" not in out + err
 
 
@@ -198,7 +200,7 @@ def test_status_in_each_state(world, capsys, case, env_state, mode, hooks_state,
     write_tree(world.site, dist_info("hooky", "1.0", HOOKS))
     base, _, extra = case.partition("+")
     if base == "not_installed":
-        (world.site / "epfinder.pth").unlink()
+        (world.site / "_epfinder_boot.py").unlink()
     if base == "enabled":
         enable(world, "sideways" if extra == "config mode=sideways" else None)
         assert _cli.main(["refresh", str(world.site)]) == 0
@@ -360,7 +362,7 @@ def test_the_documented_states_are_the_code_s():
 def test_json_follows_the_schema(world, capsys, case, argv):
     write_tree(world.site, dist_info("hooky", "1.0", HOOKS))
     if case == "not_installed":
-        (world.site / "epfinder.pth").unlink()
+        (world.site / "_epfinder_boot.py").unlink()
     elif case != "installed":
         enable(world)
         _cli.main(["refresh", str(world.site)])
@@ -641,20 +643,23 @@ def test_uninstall_removes_this_installation_s_caches_and_no_other_s(world, caps
 
 def test_install_lists_its_files_in_record_and_uninstall_takes_them_out(world, capsys):
     record = world.site / "importlib_metadata_cache-0.1.0.dist-info" / "RECORD"
-    original = "_epfinder_boot.py,sha256=x,1\nepfinder.pth,sha256=y,2\n"
+    original = "_epfinder_boot.py,sha256=x,1\nepfinder/__init__.py,sha256=y,2\n"
     write_tree(world.site, {"importlib_metadata_cache-0.1.0.dist-info/METADATA": "Name: importlib-metadata-cache\n",
                             "importlib_metadata_cache-0.1.0.dist-info/RECORD": original})
     assert _cli.main(["install"]) == 0
+    entry_file = _record.entry_file()[0]
+    assert (world.site / entry_file).read_text() == _record.entry_file()[1]
     listed = record.read_text().splitlines()
     assert listed[:2] == original.splitlines()
     assert {".epfinder-cache/config,,", ".epfinder-cache/startup-v2.tsv,,", ".epfinder-cache/v2.jsonl,,",
-            ".epfinder-cache/startup-costs.tsv,,"} <= set(listed)
-    assert all(line.startswith(".epfinder-cache/") for line in listed[2:])
+            ".epfinder-cache/startup-costs.tsv,,", f"{entry_file},,"} <= set(listed)
+    assert all(line.startswith(".epfinder-cache/") or line == f"{entry_file},," for line in listed[2:])
     on_disk = {f".epfinder-cache/{f}" for f in os.listdir(world.site / ".epfinder-cache")}
     assert on_disk <= {line[:-2] for line in listed}
     assert _record.record_file(str(world.site)) == str(record)
     assert _cli.main(["uninstall"]) == 0
     assert record.read_text() == original
+    assert not (world.site / entry_file).exists()
 
 
 def test_a_start_file_install_wrote_is_listed_in_record_too(world):
@@ -691,6 +696,6 @@ def test_the_distribution_name():
 
 
 def test_not_installed_says_what_to_install(world, capsys):
-    (world.site / "epfinder.pth").unlink()
+    (world.site / "_epfinder_boot.py").unlink()
     status, _, err = run(["install"], capsys)
     assert status == 1 and "python -m pip install importlib-metadata-cache" in err

@@ -8,7 +8,6 @@ imports nothing heavy.
 """
 
 import ast
-import os
 import sys
 from pathlib import Path
 
@@ -225,4 +224,3 @@ def test_the_picture_draws_the_layers_in_this_order():
 def test_no_module_of_the_package_is_left_out():
     on_disk = {p.name for p in (SRC / "epfinder").iterdir() if p.suffix == ".py"}
     assert on_disk == {FILES[n].name for n in FILES if n.startswith("epfinder")}
-    assert os.path.exists(SRC / "epfinder.pth")

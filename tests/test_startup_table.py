@@ -44,7 +44,7 @@ def plain_hooks(path):
 
 def ours(path):
     entry, _settled = _startup_table.scan(str(path))
-    return [tuple(hook[:3]) for hook in entry[2]], entry
+    return [tuple(hook[:3]) for hook in entry[boot.HOOKS]], entry
 
 
 @given(st.text(alphabet=st.sampled_from(list("aAbB.-_ é0")), max_size=12))
@@ -108,8 +108,8 @@ def test_problems_are_reported_only_for_files_that_declare_hooks(tmp_path):
         **dist_info("quiet", "1", entry_points="[console_scripts]\nnot a pair\n"),
     })
     _hooks, entry = ours(tmp_path)
-    assert entry[2] == []
-    assert sorted(entry[3]) == [
+    assert entry[boot.HOOKS] == []
+    assert sorted(entry[boot.PROBLEMS]) == [
         ["bad", "bad-1.dist-info", "entry_points.txt line 3 has no '='"],
         ["latin", "latin-1.dist-info", "entry_points.txt is not UTF-8"],
     ]
@@ -119,7 +119,7 @@ def test_names_and_versions_come_from_the_metadata(tmp_path):
     write_tree(tmp_path, dist_info("My.Pkg", "2.0rc1", entry_points=GROUP + "x = m:x\n",
                                    dirname="my_pkg-2.0rc1.dist-info"))
     _hooks, entry = ours(tmp_path)
-    assert entry[2] == [["my_pkg", "x", "m:x", "My.Pkg", "2.0rc1"]]
+    assert entry[boot.HOOKS] == [["my_pkg", "x", "m:x", "My.Pkg", "2.0rc1"]]
 
 
 # --- the plan: shadowing, order and settings -------------------------------------------------------
@@ -182,7 +182,7 @@ def test_the_table_is_written_once_past_the_racy_tick_and_read_back(env, monkeyp
     changing = env[1].stat().st_ino
     real = _startup_table.older_than
     # As if env[1] had changed within the scan's own timestamp tick.
-    monkeypatch.setattr(_startup_table, "older_than", lambda ref, entry: entry[0][1] != changing and real(ref, entry))
+    monkeypatch.setattr(_startup_table, "older_than", lambda ref, entry: entry[boot.SIGNATURE][1] != changing and real(ref, entry))
     first = plan()
     table = Path(boot.startup_table_file())
     assert first[0] == [("pkg:x", 500, "default", True)]

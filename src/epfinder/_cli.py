@@ -238,7 +238,7 @@ def _target(args):
     if sys.prefix != sys.base_prefix and not args.user:
         if args.base:
             base_dirs = _prefix_site_dirs(sys.base_prefix)
-            found = [d for d in base_dirs if os.path.exists(os.path.join(d, "epfinder.pth"))]
+            found = [d for d in base_dirs if os.path.exists(os.path.join(d, "_epfinder_boot.py"))]
             if not found:
                 raise _UsageError(f"epfinder is not installed in the base interpreter's site-packages "
                                   f"({', '.join(base_dirs) or sys.base_prefix})")
@@ -326,7 +326,7 @@ def _cmd_install(args):
     was = config.get("enabled") == "1" and config.get("mode", _boot.DEFAULT_MODE) == args.mode
     config.update(enabled="1", mode=args.mode)
     _write_config(target, config)
-    _write_start_file(target)
+    _write_entry_file(target)
     _sync_record(target)
     _say(f"epfinder: {'already enabled' if was else 'enabled'} for {target} (mode {args.mode})")
     env = _report.environment(target)
@@ -353,20 +353,14 @@ def _program_site_dirs(args, scope):
     return list(dict.fromkeys(ordered + dirs))
 
 
-# PEP 829: from 3.18, site runs no .pth import line, only .start entries. On 3.15 to 3.17 a .start
-# file would make every start import pkgutil and re, and disable the .pth line that works there,
-# so it is written only where it is the one way in (docs/startup.md).
-START_FILE = "epfinder.start"
-
-
-def _write_start_file(target):
-    if sys.version_info >= (3, 18):
-        try:
-            _startup_atomic.write(os.path.join(target, START_FILE),
-                          b"# written by python -m epfinder install (PEP 829); see docs/startup.md\n_epfinder_boot:boot\n")
-        except OSError as exc:
-            raise _Failure(f"cannot write {os.path.join(target, START_FILE)}: {exc.strerror or exc}"
-                           f"{_owner_hint(target)}") from None
+def _write_entry_file(target):
+    # The .pth (or, from 3.18, .start) that makes site run _epfinder_boot: see _record.entry_file.
+    name, text = _record.entry_file()
+    try:
+        _startup_atomic.write(os.path.join(target, name), text.encode("utf-8"))
+    except OSError as exc:
+        raise _Failure(f"cannot write {os.path.join(target, name)}: {exc.strerror or exc}"
+                       f"{_owner_hint(target)}") from None
 
 
 def _cmd_uninstall(args):
@@ -401,7 +395,10 @@ def _cmd_uninstall(args):
         finally:
             os.close(fd)
 
-    # Its own site directory: the config first, so that no start after this one enables anything.
+    # Its own site directory: first what makes site run epfinder and the config, so that no start
+    # after this one loads anything.
+    for name in (_record.PTH_FILE, _record.START_FILE):
+        unlink(os.path.join(target, name))
     try:
         os.close(_startup_atomic.open_dir(folder))
     except FileNotFoundError:
@@ -411,8 +408,6 @@ def _cmd_uninstall(args):
     else:
         for name in (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, *_boot.OLD_STARTUP_TABLES, _startup_costs.FILENAME):
             unlink(os.path.join(folder, name))
-    if sys.version_info >= (3, 18):
-        unlink(os.path.join(target, START_FILE))
     # The site directories of the target's environment (never a base interpreter's from a venv that
     # includes it, unless --base made it the target), then the other entries inside that
     # environment's prefix.

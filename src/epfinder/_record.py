@@ -8,6 +8,7 @@ reinstall back on. ``python -m epfinder uninstall`` takes the lines out again.
 """
 
 import os
+import sys
 
 import _epfinder_boot as _boot
 
@@ -56,22 +57,38 @@ def _side_file_names():
         return []
 
 
-# The PEP 829 start file that `install` writes on 3.18+: left behind, it would make every start
-# try to import a module that is gone.
+# How site runs _epfinder_boot: `install` writes one of these beside it, and `uninstall` removes it.
+# The wheel ships neither, so an environment where epfinder is merely installed starts exactly as
+# one without it (on 3.13 and later, reading any .pth file at all imports a codec: +1.5 M
+# instructions). Up to 3.17 an import line in a .pth; from 3.18, where site ignores import lines, a
+# PEP 829 entry (on 3.15 to 3.17 a .start entry would make every start import pkgutil and re, and
+# disable the .pth line that works there). Both are listed in RECORD, so pip uninstall removes
+# them: left behind, one would make every start look for a module that is gone (it stays silent).
+PTH_FILE = "epfinder.pth"
 START_FILE = "epfinder.start"
+PTH_TEXT = (
+    "# written by `python -m epfinder install` (Python <= 3.17); removed by `python -m epfinder uninstall`."
+    " See docs/startup.md.\n"
+    'import os; os.access(sitedir + "/_epfinder_boot.py", os.F_OK) and __import__("_epfinder_boot").boot(sitedir)\n'
+)
+START_TEXT = "# written by `python -m epfinder install` (PEP 829); see docs/startup.md\n_epfinder_boot:boot\n"
+
+
+def entry_file():
+    """(name, text) of the file through which this interpreter's site runs _epfinder_boot."""
+    return (START_FILE, START_TEXT) if sys.version_info >= (3, 18) else (PTH_FILE, PTH_TEXT)
 
 
 def owned(site_dir):
     """RECORD paths for what epfinder keeps, or may keep, in ``site_dir/.epfinder-cache/``, and the
-    start file when install wrote one."""
+    .pth or .start file that install wrote."""
     names = set(FIXED) | set(_side_file_names())
     try:
         names.update(f for f in os.listdir(os.path.join(site_dir, _cache.SUBDIR)) if not f.startswith(".tmp-"))
     except OSError:
         pass
     paths = sorted(f"{_cache.SUBDIR}/{name}" for name in names if "," not in name and '"' not in name)
-    if os.path.exists(os.path.join(site_dir, START_FILE)):
-        paths.append(START_FILE)
+    paths += [name for name in (PTH_FILE, START_FILE) if os.path.exists(os.path.join(site_dir, name))]
     return paths
 
 
@@ -104,4 +121,4 @@ def remove(site_dir):
     if record is None:
         return False
     prefix = _cache.SUBDIR + "/"
-    return _rewrite(record, lambda line: not line.startswith(prefix) and line != f"{START_FILE},,", [])
+    return _rewrite(record, lambda line: not line.startswith(prefix) and line not in (f"{PTH_FILE},,", f"{START_FILE},,"), [])

@@ -15,7 +15,7 @@ import time
 
 import _epfinder_boot as _boot
 
-from . import _cache, _scan
+from . import _cache, _record, _scan
 from .errors import CacheError
 
 SCHEMA_VERSION = 1
@@ -39,7 +39,8 @@ def _same_dir(a, b):
 
 
 def package_site():
-    """The directory epfinder runs from: where its .pth and its config are when it is installed."""
+    """The directory epfinder runs from: where its start-up module, its config and the .pth that
+    `install` writes are."""
     return os.path.dirname(os.path.abspath(_boot.__file__))
 
 
@@ -64,9 +65,12 @@ def environment(site_dir=None):
     site_dir = site_dir or package_site()
     config_file = os.path.join(site_dir, _boot.CONFIG_DIR, _boot.CONFIG_FILE)
     in_site = any(_same_dir(site_dir, d) for d in site_dirs())
-    installed = in_site and os.path.exists(os.path.join(site_dir, "epfinder.pth"))
+    installed = in_site and os.path.exists(os.path.join(site_dir, "_epfinder_boot.py"))
     config = _boot.read_config(site_dir) if installed else None
-    enabled = config is not None and config.get("enabled") == "1"
+    entry_file = _record.entry_file()[0]
+    switched_on = config is not None and config.get("enabled") == "1"
+    # What `install` writes is both: the config says how, the .pth (or .start) makes site run it.
+    enabled = switched_on and os.path.exists(os.path.join(site_dir, entry_file))
     ignored = _config_problem(config_file) if installed and config is None else None
     from_env = _boot.env_mode()
     setting = from_env or (config or {}).get("mode") or None
@@ -79,13 +83,17 @@ def environment(site_dir=None):
                    "interpreter, so no interpreter loads it; importlib.metadata scans as usual")
     elif not installed:
         state = "not_installed"
-        message = (f"not installed: {site_dir} has no epfinder.pth, so no interpreter loads epfinder; "
+        message = (f"not installed: {site_dir} has no _epfinder_boot.py, so no interpreter loads epfinder; "
                    "importlib.metadata scans as usual")
     elif not enabled:
         state = "not_enabled"
         message = (f"installed in {site_dir}, not enabled: interpreters load nothing of epfinder and "
                    "importlib.metadata scans as usual (python -m epfinder install switches it on)")
-        if ignored:
+        if switched_on:
+            message = (f"installed in {site_dir}, not enabled: its config says enabled, but {entry_file} is "
+                       "missing, so interpreters load nothing of epfinder and importlib.metadata scans as usual "
+                       "(python -m epfinder install writes it again)")
+        elif ignored:
             message = (f"installed in {site_dir}, not enabled: its config {config_file} is ignored ({ignored}), "
                        "so interpreters load nothing of epfinder and importlib.metadata scans as usual "
                        "(python -m epfinder install writes a new one)")
@@ -309,7 +317,7 @@ def plan(env):
             entry, _undisturbed = _startup_table.scan(path)
         except OSError:
             continue
-        signatures[path], tables[path] = entry[0], entry
+        signatures[path], tables[path] = entry[_boot.SIGNATURE], entry
     return _boot.startup_plan(config, skip, dirs, (signatures, tables, []))
 
 

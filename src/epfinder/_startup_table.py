@@ -14,7 +14,8 @@ import sys
 import time
 
 import _epfinder_boot as _boot
-from _epfinder_boot import STARTUP_GROUP as GROUP, normalize
+from _epfinder_boot import HOOKS, NAMES, PROBLEMS, SIGNATURE, WATCHED, normalize
+from _epfinder_boot import STARTUP_GROUP as GROUP
 
 from . import _startup_entries as entry_points_txt
 from ._startup_entries import is_sealed, list_metadata
@@ -131,7 +132,7 @@ def scan(path):
             hooks.append([dist, name, value, dist_name or "", version or ""])
     st = os.stat(path)
     after = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-    return [before, "\t".join(names), hooks, bad, watched], before == after
+    return _boot.site_entry(before, "\t".join(names), hooks, bad, watched), before == after
 
 
 def older_than(reference_ns, entry):
@@ -139,20 +140,21 @@ def older_than(reference_ns, entry):
 
     A change in the same timestamp tick as the scan, after it, would leave every stamp as it was.
     """
-    stamps = [entry[0][2:]] + [stamp[3:] for _name, stamp in entry[4]]
+    stamps = [entry[SIGNATURE][2:]] + [stamp[3:] for _name, stamp in entry[WATCHED]]
     return all(t < reference_ns for pair in stamps for t in pair)
 
 
 def render(tables):
     """The table file's text for {site dir: entry}; entries that a field cannot hold are left out."""
     lines = [_boot.TABLE_HEADER]
-    for path, (signature, names, hooks, bad, watched) in tables.items():
-        rows = [["dir", path, *map(str, signature)]]
+    for path, entry in tables.items():
+        names = entry[NAMES]
+        rows = [["dir", path, *map(str, entry[SIGNATURE])]]
         if names:
             rows.append(["names", names])
-        rows += [["watch", name, *map(str, stamp)] for name, stamp in watched]
-        rows += [["hook", *hook] for hook in hooks]
-        rows += [["bad", *problem] for problem in bad]
+        rows += [["watch", name, *map(str, stamp)] for name, stamp in entry[WATCHED]]
+        rows += [["hook", *hook] for hook in entry[HOOKS]]
+        rows += [["bad", *problem] for problem in entry[PROBLEMS]]
         # A tab or newline inside a field cannot be written; that directory is rescanned instead.
         if any("\t" in field or "\n" in field for row in rows for field in row[1:] if row[0] != "names"):
             continue
