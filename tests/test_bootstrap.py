@@ -47,9 +47,13 @@ def test_install_pip_loop_and_clean_uninstall(venv, tmp_path):
     python, site, pristine = venv
     plain_modules = startup_modules(python, tmp_path)
     assert ask(python, tmp_path)["mode"] is None, "inert until enabled"
+    # pip install alone gives site nothing to read or run: such a start is a start without epfinder.
+    assert "_epfinder_boot" not in plain_modules
+    assert not [n for n in set(os.listdir(site)) - pristine if n.endswith((".pth", ".start"))]
 
     out = run(python, "-m", "epfinder", "install", tmp_path=tmp_path).stdout
     assert f"enabled for {site}" in out
+    assert (site / "epfinder.pth").is_file()
     assert "already enabled" in run(python, "-m", "epfinder", "install", tmp_path=tmp_path).stdout
 
     # Start-up imports nothing but epfinder's own start-up module.

@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -88,9 +89,14 @@ def mode_of(path):
 
 
 def child(args, tmp_path, timeout=30, **env):
-    """A child interpreter with a timeout: a hang is a failure, not a stuck suite."""
+    """A child interpreter with a timeout: a hang is a failure, not a stuck suite.
+
+    SIGINT is put back to its default in the child, as in a program started from a terminal: a suite
+    run in the background inherits it ignored, and then Python installs no KeyboardInterrupt handler.
+    """
     return subprocess.run([*args], capture_output=True, text=True, timeout=timeout,
-                          env=clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1", **env), cwd=tmp_path)
+                          env=clean_env(tmp_path, PYTHONDONTWRITEBYTECODE="1", **env), cwd=tmp_path,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 # The mode epfinder is in (None: off), and whether queries still see distributions.

@@ -140,6 +140,7 @@ def env(tmp_path, monkeypatch):
 
 def plan(config=None, skip=""):
     hooks, problems = boot.startup_plan(config or {}, skip)
+    assert all(tuple(h) == boot.HOOK_KEYS for h in hooks), "every planned hook has the keys HOOK_KEYS declares"
     return [(h["id"], h["priority"], h["priority_from"], h["enabled"]) for h in hooks], problems
 
 
