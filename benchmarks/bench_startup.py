@@ -5,7 +5,8 @@
 Every venv holds the 274 distributions of the real corpus in site-packages.
 
 Without hooks: one venv without epfinder, one with epfinder installed but not enabled, one enabled
-with `python -m epfinder install`.
+with `python -m epfinder install`; and the last two again beside another `.pth` file holding one
+path line, which from 3.13 pays the codec that `site` imports to read any `.pth` file.
 
 With three startup hooks (three small packages, each registering one no-op callable):
 - `hooks, called directly`: no epfinder; a sitecustomize.py imports and calls the three callables.
@@ -55,6 +56,10 @@ VENVS = {
     "without": (False, False, False, None),
     "installed": (True, False, False, None),
     "enabled": (True, True, False, None),
+    # Beside another .pth file (setuptools' distutils-precedence.pth, any editable install): from
+    # 3.13, reading the first .pth file at all makes site import a codec, which that file pays.
+    "another .pth": (False, False, False, "another .pth"),
+    "another .pth, enabled": (True, True, False, "another .pth"),
     "hooks, called directly": (False, False, True, "sitecustomize.py"),
     "hooks, epfinder": (True, True, True, None),
     "hooks, sitecustomize-entrypoints": (False, False, True, "sitecustomize-entrypoints"),
@@ -69,6 +74,8 @@ def build_venvs(work):
         python, site = corpus_venv(work / name.replace(", ", "-").replace(" ", "-"), corpus)
         if hooks:
             add_hook_packages(site)
+        if finder == "another .pth":
+            Path(site, "another.pth").write_text(str(work / "elsewhere") + "\n")
         if finder == "sitecustomize.py":
             Path(site, "sitecustomize.py").write_text("".join(
                 f"import hookpkg{i}; hookpkg{i}.run()\n" for i in range(HOOKS)))
@@ -126,6 +133,7 @@ def main(argv=None):
     ]
     for title, names, base in (
         ("Without startup hooks", ["without", "installed", "enabled"], "without"),
+        ("Beside another .pth file", ["another .pth", "another .pth, enabled"], "another .pth"),
         (f"With {HOOKS} startup hooks (no-op callables)",
          ["hooks, called directly", "hooks, epfinder", "hooks, sitecustomize-entrypoints"],
          "hooks, called directly"),

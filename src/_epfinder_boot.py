@@ -11,13 +11,23 @@ the startup-hook runner only when the environment's hook table lists hooks.
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for type comments only (ruff does not read those): never imported at run time
+    from collections.abc import Sequence  # noqa: F401
+    from importlib.machinery import ModuleSpec  # noqa: F401
+    from types import ModuleType  # noqa: F401
+    from typing import Any
+
+    # check_startup_tables(): (signatures, tables, stale).
+    Checked = tuple[dict[str, list[int] | None], dict[str, list[Any]], list[str]]
+
 MODES = ("off", "auto", "strict", "trust", "only")
 DEFAULT_MODE = "auto"
 
 # The mode in force, or None while epfinder is not in place.
-mode = None
+mode = None  # type: str | None
 
-_saved = {}  # type: dict[str, object]  # what enable() replaced, so that disable() puts it back
+_saved = {}  # type: dict[str, Any]  # what enable() replaced, so that disable() puts it back
 
 
 CONFIG_DIR = ".epfinder-cache"  # the same folder as the site directory's own metadata cache
@@ -29,6 +39,7 @@ _READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0
 
 
 def open_trusted(file, owner=None):
+    # type: (str, int | str | None) -> tuple[int, os.stat_result]
     # (descriptor, fstat) of ``file``, once its descriptor shows that nobody untrusted can have
     # written it: a regular file (not a FIFO or a device; O_NONBLOCK and O_NOFOLLOW keep the open
     # itself from blocking or following a link), writable by its owner alone, owned by root, this
@@ -51,6 +62,7 @@ def open_trusted(file, owner=None):
 
 
 def read_trusted(file, owner=None, limit=1 << 20):
+    # type: (str, int | str | None, int) -> bytes
     # The contents of a file that open_trusted() accepts, when it holds at most ``limit`` bytes.
     fd, st = open_trusted(file, owner)
     try:
@@ -69,6 +81,7 @@ def read_trusted(file, owner=None, limit=1 << 20):
 
 
 def read_config(site_dir):
+    # type: (str) -> dict[str, str] | None
     # ``key = value`` lines of a site directory's epfinder config, or None when it has none that
     # may be trusted. A plain format on purpose: reading it at every start must not import json.
     try:
@@ -84,10 +97,11 @@ def read_config(site_dir):
 
 
 # The site directory whose config is in force (where epfinder.pth is), once boot() has run.
-site_dir = None
+site_dir = None  # type: str | None
 
 
 def boot(sitedir=None):
+    # type: (str | None) -> None
     # Called by epfinder.pth with its site directory, and by epfinder.start (3.18+) without. Inert unless `python -m epfinder install` enabled that site directory.
     # Never raises, and prints at most one line for epfinder itself.
     global site_dir
@@ -118,6 +132,7 @@ def boot(sitedir=None):
 
 
 def env_mode():
+    # type: () -> str | None
     # EPFINDER_MODE, unless the interpreter ignores the environment (-E, -I).
     if sys.flags.ignore_environment:
         return None
@@ -125,6 +140,7 @@ def env_mode():
 
 
 def _path_finder():
+    # type: () -> Any
     external = sys.modules.get("_frozen_importlib_external")
     return getattr(external, "PathFinder", None)
 
@@ -136,6 +152,7 @@ def _path_finder():
 
 
 def handover(name):
+    # type: (str) -> ModuleType
     # The module epfinder.<name>, imported now if it is not yet. ImportError when the package is gone.
     name = "epfinder." + name
     __import__(name)
@@ -143,11 +160,13 @@ def handover(name):
 
 
 def loaded(name):
+    # type: (str) -> ModuleType | None
     # The module epfinder.<name> if this process imported it already, else None.
     return sys.modules.get("epfinder." + name)
 
 
 def find_distributions(*args, **kwargs):
+    # type: (*Any, **Any) -> Any
     # Stands in for PathFinder.find_distributions while epfinder is on.
     try:
         _finder = handover("_finder")
@@ -165,6 +184,7 @@ class MetadataImportHook:
     watched = frozenset({"importlib.metadata", "importlib_metadata"})
 
     def find_spec(self, fullname, path=None, target=None):
+        # type: (str, Sequence[str] | None, ModuleType | None) -> ModuleSpec | None
         if fullname not in self.watched:
             return None
         try:
@@ -174,12 +194,14 @@ class MetadataImportHook:
         return patching_spec(self, fullname, path, target)
 
     def invalidate_caches(self):
+        # type: () -> None
         serve = loaded("_serve")
         if serve is not None:
             serve.invalidate()
 
 
 def _patch(module):
+    # type: (ModuleType) -> None
     try:
         handover("_finder").patch_module(module)
     except Exception:
@@ -187,6 +209,7 @@ def _patch(module):
 
 
 def enable(new_mode=None):
+    # type: (str | None) -> str | None
     # Put epfinder in place in this process (idempotent). Returns the mode in force.
     global mode
     if new_mode is None:
@@ -219,6 +242,7 @@ def enable(new_mode=None):
 
 
 def disable():
+    # type: () -> None
     # Take epfinder out of this process and leave it as it was before enable().
     global mode
     mode = None
@@ -257,10 +281,12 @@ _startup_ran = False
 
 
 def startup_table_file():
+    # type: () -> str
     return os.path.join(site_dir or os.path.dirname(os.path.abspath(__file__)), CONFIG_DIR, STARTUP_TABLE)
 
 
 def startup_site_dirs():
+    # type: () -> list[str]
     # The environment's site directories in sys.path order: only these can register hooks, never
     # the current directory, the script's directory or PYTHONPATH.
     site = sys.modules.get("site")
@@ -281,7 +307,8 @@ def startup_site_dirs():
 
 # The hook table's entry for one site directory is a list indexed by these names, and a planned
 # hook is a dict with the keys of HOOK_KEYS: a class statement here would cost every enabled start
-# about 0.1 M instructions (callgrind, 3.11), a tenth of start-up's budget (docs/architecture.md).
+# about 0.1 M instructions (callgrind, 3.11), a tenth of start-up's budget (docs/architecture.md). In the
+# type comments an entry is a list[Any] and a planned hook a dict[str, Any]: their items differ in type.
 SIGNATURE = 0  # [st_dev, st_ino, st_mtime_ns, st_ctime_ns] of the directory
 NAMES = 1  # normalized names of its distributions, tab-joined: split only when shadowing needs it
 HOOKS = 2  # [dist, name, value, distribution, version] rows
@@ -304,10 +331,12 @@ HOOK_KEYS = (
 
 
 def site_entry(signature, names="", hooks=None, problems=None, watched=None):
+    # type: (list[int], str, list[list[str]] | None, list[list[str]] | None, list[list[Any]] | None) -> list[Any]
     return [signature, names, hooks or [], problems or [], watched or []]
 
 
 def read_startup_table(file, owner=None):
+    # type: (str, int | str | None) -> dict[str, list[Any]] | None
     # {site dir: site_entry()} from the hook table, or None when there is none that can be trusted
     # (see docs/startup-hooks.md for the format and the trust rules): ``owner``, a uid or a path,
     # is trusted besides root and this user, as in open_trusted().
@@ -315,8 +344,8 @@ def read_startup_table(file, owner=None):
         lines = read_trusted(file, owner, 64 << 20).decode("utf-8").split("\n")
         if lines[0] != TABLE_HEADER or lines[-2:] != ["end", ""]:
             return None
-        tables = {}
-        entry = None
+        tables = {}  # type: dict[str, list[Any]]
+        entry = None  # type: list[Any] | None
         for line in lines[1:-2]:
             if line.startswith("names\t") and entry is not None:
                 entry[NAMES] = line[6:]
@@ -341,12 +370,13 @@ def read_startup_table(file, owner=None):
 
 
 def check_startup_tables(dirs):
+    # type: (list[str]) -> Checked
     # (signatures, tables, stale): each existing site directory's signature (None when it is
     # world-writable, so never trusted), the table file's entries, and the directories whose entry
     # is missing or out of date.
     file = startup_table_file()
-    signatures = {}
-    owner = None
+    signatures = {}  # type: dict[str, list[int] | None]
+    owner = None  # type: int | None
     for path in dirs:
         try:
             st = os.stat(path)
@@ -363,6 +393,7 @@ def check_startup_tables(dirs):
 
 
 def _unchanged(path, watched):
+    # type: (str, list[list[Any]]) -> bool
     # The entries of a site directory that may change without its listing changing (see
     # epfinder._startup_entries): none in a directory that only pip, uv or installer write to.
     for name, stamp in watched:
@@ -376,6 +407,7 @@ def _unchanged(path, watched):
 
 
 def normalize(name):
+    # type: (str) -> str
     # importlib.metadata's Prepared.normalize up to 3.14 and in the backport, without re (which
     # start-up does not load): re.sub(r"[-_.]+", "-", name).lower().replace("-", "_"). The one
     # implementation: the scanner (epfinder._scan) and the hook table use it too.
@@ -386,6 +418,7 @@ def normalize(name):
 
 
 def parse_hook_name(name):
+    # type: (str) -> tuple[int | None, str]
     # (priority or None, label): "NNN-label" with NNN in 0..999 gives a priority.
     head, sep, label = name.partition("-")
     if sep and label and 0 < len(head) <= 3 and all(c in "0123456789" for c in head):
@@ -394,6 +427,7 @@ def parse_hook_name(name):
 
 
 def _matches(hook_id, patterns):
+    # type: (str, list[str]) -> bool
     for pattern in patterns:
         dist, sep, label = pattern.partition(":")
         pattern = normalize(dist) + sep + label
@@ -409,6 +443,7 @@ def _matches(hook_id, patterns):
 
 
 def startup_plan(config, skip="", dirs=None, checked=None):
+    # type: (dict[str, str], str, list[str] | None, Checked | None) -> tuple[list[dict[str, Any]], list[str]]
     """(hooks in run order, problems): each hook a dict with the keys of HOOK_KEYS, each problem a
     one-line string.
 
@@ -422,7 +457,7 @@ def startup_plan(config, skip="", dirs=None, checked=None):
         tables = handover("_startup_table").refresh(startup_table_file(), list(signatures), tables, stale)
     disabled = [k[16:] for k, v in config.items() if k.startswith("startup.disable.") and v == "1"]
     skipped = [p.strip() for p in skip.split(",") if p.strip()]
-    hooks, problems, seen = [], [], set()
+    hooks, problems, seen = [], [], set()  # type: list[dict[str, Any]], list[str], set[str]
     for i, path in enumerate(dirs):
         if path not in signatures or path not in tables:
             continue
@@ -453,6 +488,7 @@ def startup_plan(config, skip="", dirs=None, checked=None):
 
 
 def schedule_startup(config):
+    # type: (dict[str, str]) -> None
     # Run the hooks at the end of site.main(): after every site directory is on sys.path and after
     # sitecustomize and usercustomize (main() calls execusercustomize last when the user site is
     # enabled). Wrapping them avoids shipping a sitecustomize.py, which Debian's own would shadow.
@@ -466,6 +502,7 @@ def schedule_startup(config):
         return
 
     def run_after(*args, **kwargs):
+        # type: (*Any, **Any) -> Any
         if getattr(site, name, None) is run_after:
             setattr(site, name, original)
         result = original(*args, **kwargs)
@@ -476,6 +513,7 @@ def schedule_startup(config):
 
 
 def _say(line):
+    # type: (str) -> None
     try:
         sys.stderr.write(f"epfinder: {line}\n")
         sys.stderr.flush()
@@ -484,6 +522,7 @@ def _say(line):
 
 
 def startup_off(config):
+    # type: (dict[str, str]) -> str
     # Why no startup hook runs in this environment's processes, or "" when they run: the one rule
     # for start-up and for `python -m epfinder status` and `startup list`. The environment
     # variables are ignored under -E and -I.
@@ -499,6 +538,7 @@ def startup_off(config):
 
 
 def is_epfinder_command():
+    # type: () -> bool
     # Whether this process is `python -m epfinder` or the `epfinder` script, which run no hook: the
     # tool that lists and disables hooks must work whatever a hook does. When site runs, sys.argv[0]
     # is the script's path, or "-m" for a module whose name only sys.orig_argv (3.10+) still has.
@@ -513,6 +553,7 @@ def is_epfinder_command():
 
 
 def run_startup(config):
+    # type: (dict[str, str]) -> None
     # Run the environment's startup hooks, once per process. A hook is third-party code run in
     # every process, so nothing it raises (SystemExit and KeyboardInterrupt included) ends the
     # start: each failure is one line on stderr, and the other hooks still run.
@@ -549,7 +590,8 @@ def run_startup(config):
     if trace:
         _say(f"startup: {len(hooks)} hook(s) found in {(clock() - started) / 1e6:.2f} ms")
     ran = failed = 0
-    measured = []  # (id, import ns, call ns, outcome), kept for `startup list` when tracing
+    # (id, import ns, call ns, outcome), kept for `startup list` when tracing
+    measured = []  # type: list[tuple[str, int, int, str]]
     for hook in hooks:
         hook_id = hook["id"]
         if not hook["enabled"]:
@@ -603,6 +645,7 @@ def run_startup(config):
 
 
 def load_hook(value):
+    # type: (str) -> Any
     # EntryPoint.load for "module:attr.path [extras]", without importlib.metadata.
     module, sep, attr = value.partition("[")[0].partition(":")
     module, attr = module.strip(), attr.strip()

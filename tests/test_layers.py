@@ -34,6 +34,7 @@ START_STDLIB = {
     "os", "sys", "time", "errno",
     "fnmatch",  # only for a startup.disable pattern with a wildcard (it loads re)
     "traceback",  # only under EPFINDER_TRACE=1, for a hook that failed
+    "email",  # only for a METADATA of unusual shape (a folded header), read as importlib.metadata reads it
 }
 # A traced start (EPFINDER_TRACE=1) writes the hooks' costs to the per-user cache folder, which
 # epfinder._cache knows; no other start-up module reaches outside the start-up files.
@@ -65,6 +66,8 @@ def imports_of(name, tree):
 
     def visit(node, function):
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                continue  # names for type comments only: never imported at run time
             inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
             if isinstance(child, ast.Import):
                 found.extend((alias.name, function) for alias in child.names)

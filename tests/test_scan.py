@@ -8,7 +8,7 @@ import warnings
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from epfinder import _scan
+from epfinder import _scan, _startup_entries
 
 # Characters that matter to the parsers: separators, brackets, comment marks, odd line breaks.
 TEXT = st.text(alphabet=st.sampled_from(list("abAB.-_ :=[]#\t\n\x0b\x0c\x1c\x85\u2028é")) , max_size=200)
@@ -36,7 +36,7 @@ def plain_header(text, field):
 @example(["From me", "Name: pkg", "Version: 1"], False)
 def test_header_values_match_importlib_metadata(lines, trailing_newline):
     text = "\n".join(lines) + ("\n" if trailing_newline else "")
-    found = _scan.header_values(text, ("name", "version"))
+    found = _startup_entries.header_values(text, ("name", "version"))
     for field in ("name", "version"):
         if field in found:  # a value epfinder would cache
             assert found[field] == plain_header(text, field.capitalize())
@@ -44,7 +44,7 @@ def test_header_values_match_importlib_metadata(lines, trailing_newline):
 
 def test_header_fast_path_covers_ordinary_metadata():
     text = "Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\nSummary: x\n\nLong\ndescription: yes\n"
-    assert _scan.header_values(text, ("name", "version")) == {"name": "pkg", "version": "1.0"}
+    assert _startup_entries.header_values(text, ("name", "version")) == {"name": "pkg", "version": "1.0"}
 
 
 @settings(max_examples=400)

@@ -6,7 +6,9 @@ __all__ = ["enable", "disable", "current_mode", "refresh", "MODES", "entry_point
 DISTRIBUTION = "importlib-metadata-cache"
 
 
-def __getattr__(name):
+# Returns Any (whatever it serves): naming Any takes an import, and this module has none at its top,
+# not even under TYPE_CHECKING (tests/test_layers.py checks the source).
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
     # Lazy, so that ``import epfinder`` (and every interpreter start) stays cheap.
     if name in ("entry_points", "version", "__version__"):
         from epfinder import _app

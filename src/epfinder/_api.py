@@ -1,12 +1,18 @@
 """The Python API: switch epfinder on and off in this process, and rebuild caches."""
 
+from __future__ import annotations
+
 import _epfinder_boot as _boot
 from .errors import ModeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MODES = _boot.MODES
 
 
-def enable(mode=None):
+def enable(mode: str | None = None) -> str | None:
     """Serve importlib.metadata from epfinder's caches in this process.
 
     ``mode`` is one of MODES; None takes ``EPFINDER_MODE`` from the environment, else "auto".
@@ -18,17 +24,17 @@ def enable(mode=None):
         raise ModeError(str(exc)) from None
 
 
-def disable():
+def disable() -> None:
     """Put importlib.metadata back as it was before enable()."""
     _boot.disable()
 
 
-def current_mode():
+def current_mode() -> str | None:
     """The mode in force, or None when epfinder is not on in this process."""
     return _boot.mode
 
 
-def refresh(paths=None, wait=False, opt_in=False):
+def refresh(paths: Iterable[str] | None = None, wait: bool = False, opt_in: bool = False) -> dict[str, int | None]:
     """Rebuild the caches of ``paths`` (default: every directory on sys.path).
 
     Returns {path: number of distributions} for the directories cached. A directory changed too
@@ -44,7 +50,7 @@ def refresh(paths=None, wait=False, opt_in=False):
 
     if paths is None:
         paths = sys.path
-    done = {}
+    done: dict[str, int | None] = {}
     for path in paths:
         if type(path) is not str or not os.path.isabs(path) or not os.path.isdir(path):
             continue

@@ -9,6 +9,8 @@ sys.meta_path), the answer comes from importlib.metadata itself, with the same s
 and deduplication, so the result never depends on which way it was computed.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
@@ -16,6 +18,15 @@ import _epfinder_boot as _boot
 
 from . import _scan, _serve
 from .errors import CacheError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import importlib.metadata
+    from collections.abc import Callable, Iterator
+    from re import Match
+    from typing import Any
+
+    from ._cache import DirCache
 
 # importlib.metadata's EntryPoint.pattern: what module, attr and extras mean.
 # Compiled on first use (module, attr, extras, load): listing entry points needs no re.
@@ -27,11 +38,13 @@ class Distribution:
 
     __slots__ = ("_source", "_values")
 
-    def __init__(self, source, values=None):
+    def __init__(
+        self, source: tuple[DirCache, int] | importlib.metadata.Distribution, values: tuple[str, str] | None = None
+    ) -> None:
         self._source = source  # (DirCache, index), or an importlib.metadata distribution
         self._values = values
 
-    def _get(self):
+    def _get(self) -> tuple[str, str]:
         if self._values is None:
             source = self._source
             if isinstance(source, tuple):
@@ -46,14 +59,14 @@ class Distribution:
         return self._values
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self._get()[0]
 
     @property
-    def version(self):
+    def version(self) -> str:
         return self._get()[1]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Distribution {self.name}=={self.version}>"
 
 
@@ -62,10 +75,10 @@ class EntryPoint:
 
     __slots__ = ("name", "value", "group", "dist")
 
-    def __init__(self, name, value, group, dist):
+    def __init__(self, name: str, value: str, group: str, dist: Distribution) -> None:
         self.name, self.value, self.group, self.dist = name, value, group, dist
 
-    def _match(self):
+    def _match(self) -> Match[str]:
         import re
 
         match = re.match(_PATTERN, self.value)
@@ -74,20 +87,20 @@ class EntryPoint:
         return match
 
     @property
-    def module(self):
+    def module(self) -> str:
         return self._match().group("module")
 
     @property
-    def attr(self):
+    def attr(self) -> str | None:
         return self._match().group("attr")
 
     @property
-    def extras(self):
+    def extras(self) -> list[str]:
         import re
 
         return re.findall(r"\w+", self._match().group("extras") or "")
 
-    def load(self):
+    def load(self) -> Any:
         """Import the module and return the object the value names, as EntryPoint.load does."""
         match = self._match()
         __import__(match.group("module"))
@@ -96,16 +109,16 @@ class EntryPoint:
             target = getattr(target, attr)
         return target
 
-    def _key(self):
+    def _key(self) -> tuple[str, str, str]:
         return self.name, self.value, self.group
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, EntryPoint) and self._key() == other._key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
 
 
@@ -113,7 +126,7 @@ class _Fallback(Exception):
     """The caches cannot answer this exactly: ask importlib.metadata."""
 
 
-def _other_finders():
+def _other_finders() -> bool:
     path_finder = _boot._path_finder()
     return any(
         getattr(finder, "find_distributions", None) is not None and finder is not path_finder
@@ -121,7 +134,7 @@ def _other_finders():
     ) or getattr(path_finder, "find_distributions", None) is None
 
 
-def _cached_directories():
+def _cached_directories() -> Iterator[tuple[str, DirCache]]:
     """(path, DirCache) for every sys.path entry that holds metadata; _Fallback if one is not cached."""
     if _other_finders():
         raise _Fallback
@@ -147,7 +160,7 @@ def _cached_directories():
         yield path, state
 
 
-def entry_points(group=None, name=None):
+def entry_points(group: str | None = None, name: str | None = None) -> tuple[EntryPoint, ...]:
     """The entry points ``importlib.metadata.entry_points(group=group, name=name)`` would select.
 
     In the same order and with the same deduplication (the first distribution of a name on
@@ -159,10 +172,11 @@ def entry_points(group=None, name=None):
     want_group = _serve.MISSING if group is None else group
     want_name = _serve.MISSING if name is None else name
 
-    def wanted(ep_group, ep_name):
+    def wanted(ep_group: str, ep_name: str) -> bool:
         return ((want_group is _serve.MISSING or want_group == ep_group)
                 and (want_name is _serve.MISSING or want_name == ep_name))
 
+    found: list[EntryPoint] | None
     try:
         found = []
         dedup = _serve.Dedup()
@@ -171,7 +185,7 @@ def entry_points(group=None, name=None):
                 # An invalid value: the library may refuse it (importlib_metadata 8.7+, 3.15),
                 # and then its entry_points() raises; let it decide.
                 raise _Fallback
-            dists = {}
+            dists: dict[int, Distribution] = {}
             for d, g, n, v in _serve.group_entries(state, want_group, want_name, wanted, dedup):
                 dist = dists.get(d)
                 if dist is None:
@@ -189,7 +203,7 @@ def entry_points(group=None, name=None):
     return tuple(found)
 
 
-def version(distribution_name):
+def version(distribution_name: str) -> str:
     """``importlib.metadata.version(distribution_name)``; raises its PackageNotFoundError."""
     try:
         if type(distribution_name) is not str or not distribution_name or not _scan.normalizes_alike(distribution_name):
@@ -212,13 +226,15 @@ def version(distribution_name):
     return importlib.metadata.version(distribution_name)
 
 
-def _plain_entry_points(wanted):
+def _plain_entry_points(wanted: Callable[[str, str], bool]) -> list[EntryPoint]:
     # Deferred: only when the caches cannot answer.
     import importlib.metadata as md
 
+    found: list[EntryPoint]
+    seen: set[str]
     found, seen = [], set()
     for dist in md.distributions():
-        normalized = dist._normalized_name
+        normalized = dist._normalized_name  # type: ignore[attr-defined]  # private, in every supported version
         if normalized in seen:
             continue
         seen.add(normalized)
@@ -228,7 +244,7 @@ def _plain_entry_points(wanted):
     return found
 
 
-def _plain_distribution(cache, index):
+def _plain_distribution(cache: DirCache, index: int) -> importlib.metadata.PathDistribution:
     import importlib.metadata as md
     import pathlib
 

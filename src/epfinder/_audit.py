@@ -18,7 +18,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import _epfinder_boot as _boot
 
@@ -118,12 +118,12 @@ class Owners:
                     self._installed_files(entry)
 
     def _name(self, entry: str) -> tuple[str, str]:
-        from . import _scan
+        from . import _startup_entries
 
         for name in ("METADATA", "PKG-INFO"):
             try:
                 with open(os.path.join(entry, name), encoding="utf-8", opener=_nonblocking) as f:
-                    values = _scan.header_values(f.read(), ("name", "version"))
+                    values = _startup_entries.header_values(f.read(), ("name", "version"))
                 return values.get("name") or "?", values.get("version") or "?"
             except (OSError, UnicodeDecodeError):
                 continue
@@ -189,7 +189,7 @@ def _item(kind: str, file: str | None, line: int | None, code: str, site_dir: st
             "runs_code": kind not in ("pth_path",), "runs_under": runs, "disabled_by": None, "again": False}
 
 
-def _read_all(site_dir: str, names: list[str], suffix: str, hidden: bool):
+def _read_all(site_dir: str, names: list[str], suffix: str, hidden: bool) -> Iterator[tuple[str, str, list[str]]]:
     """(name, path, lines) of each readable file of ``names`` with ``suffix``, as site reads them."""
     for name in names:
         if not name.endswith(suffix) or (hidden and name.startswith(".")):

@@ -10,6 +10,8 @@ was added, removed or renamed; entries that may change inside (see _scan.is_seal
 and their stamps are checked at every query too.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 import time
@@ -17,6 +19,17 @@ import zlib
 
 from . import _scan
 from .errors import CacheError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Iterator, Sequence, TypeGuard
+
+    from ._scan import Record, Stamps
+    from ._startup_atomic import AtomicFile
+
+    # A table's check: (decoded JSON value, number of distributions) -> whether it has the right shape.
+    Validator = Callable[[Any, int], bool]
 
 FORMAT = "epfinder-cache"
 VERSION = 2
@@ -32,10 +45,10 @@ WALL_CLOCK_MARGIN_NS = 3_000_000_000
 # json is imported where it is used, not by `import importlib.metadata` in an enabled process,
 # which loads this module to patch the library but may never ask a question (issue: whole-program
 # cost; json is about 5 M instructions).
-_encoder = None
+_encoder: Callable[[Any], str] | None = None
 
 
-def _dumps(value):
+def _dumps(value: object) -> str:
     global _encoder
     if _encoder is None:
         import json
@@ -47,14 +60,14 @@ _TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "s
 MAX_SIZE = 256 << 20
 
 
-def stamps_digest(stamps):
+def stamps_digest(stamps: Stamps) -> int:
     """One number for the stat results of a distribution's metadata files (strict mode)."""
     return zlib.crc32(_dumps(stamps).encode("ascii"))
 
 
-def encode(path, signature, index, records):
+def encode(path: str, signature: list[int], index: dict[str, list[int]], records: list[Record]) -> bytes:
     """The bytes of the cache file for ``path`` (see docs/cache-format.md)."""
-    groups = {}
+    groups: dict[str, dict[str, list[int | str]]] = {}
     for i, record in enumerate(records):
         for seq, (group, name, value) in enumerate(record["entry_points"] or ()):
             columns = groups.setdefault(group, {"dist": [], "seq": [], "name": [], "value": []})
@@ -69,7 +82,7 @@ def encode(path, signature, index, records):
         if n in seen:
             shadowed.append(i)
         seen.add(n)
-    tables = {
+    tables: dict[str, Any] = {
         "entry": [r["entry"] for r in records],
         "name": [r["name"] for r in records],
         "version": [r["version"] for r in records],
@@ -86,7 +99,7 @@ def encode(path, signature, index, records):
     body = []
     offset = 0
 
-    def add(value):
+    def add(value: object) -> list[int]:
         nonlocal offset
         line = _dumps(value).encode("ascii")
         body.append(line + b"\n")
@@ -126,7 +139,7 @@ class DirCache:
                  "invalid", "generation", "_data", "_body", "_tables", "_parsed", "_dist_eps",
                  "_normset", "_watch")
 
-    def __init__(self, path, data):
+    def __init__(self, path: str, data: bytes) -> None:
         end = data.find(b"\n")
         if end < 0:
             raise CacheError("no header line")
@@ -166,7 +179,7 @@ class DirCache:
         self.path = path
         self.signature = signature
         self.count = count
-        self.groups = groups
+        self.groups: dict[str, list[int]] = groups
         self.shadowed = frozenset(shadowed)
         self.invalid = invalid
         self.watched = watched
@@ -177,13 +190,13 @@ class DirCache:
         self.generation = zlib.crc32(data[:end])
         self._data = data
         self._body = end + 1
-        self._tables = tables
-        self._parsed = {}
-        self._dist_eps = None
-        self._normset = None
-        self._watch = None
+        self._tables: dict[str, list[int]] = tables
+        self._parsed: dict[str, Any] = {}
+        self._dist_eps: dict[int, list[tuple[str, str, str]]] | None = None
+        self._normset: frozenset[str | None] | None = None
+        self._watch: dict[int, tuple[list[str], int]] | None = None
 
-    def _decode(self, span, what, valid):
+    def _decode(self, span: list[int], what: str, valid: Validator) -> Any:
         start = self._body + span[0]
         line = self._data[start : start + span[1]]
         if zlib.crc32(line) != span[2]:
@@ -198,41 +211,41 @@ class DirCache:
             raise CacheError(f"{what} has the wrong shape")
         return value
 
-    def _table(self, name, valid):
+    def _table(self, name: str, valid: Validator) -> Any:
         try:
             return self._parsed[name]
         except KeyError:
             value = self._parsed[name] = self._decode(self._tables[name], name, valid)
             return value
 
-    def entry(self, i):
+    def entry(self, i: int) -> str:
         return self._table("entry", _valid_strings)[i]
 
-    def name(self, i):
+    def name(self, i: int) -> str | None:
         return self._table("name", _valid_optional_strings)[i]
 
-    def version(self, i):
+    def version(self, i: int) -> str | None:
         return self._table("version", _valid_optional_strings)[i]
 
-    def entry_points_known(self, i):
+    def entry_points_known(self, i: int) -> bool:
         return self._table("entry_points", _valid_flags)[i]
 
-    def normalized(self):
+    def normalized(self) -> list[str | None]:
         return self._table("normalized", _valid_optional_strings)
 
-    def unnamed(self):
+    def unnamed(self) -> list[int]:
         """Indices of the distributions whose name is unknown (possibly without any metadata)."""
         return [i for i, name in enumerate(self._table("name", _valid_optional_strings)) if name is None]
 
-    def normset(self):
+    def normset(self) -> frozenset[str | None]:
         if self._normset is None:
             self._normset = frozenset(self.normalized())
         return self._normset
 
-    def index_keys(self):
+    def index_keys(self) -> list[str]:
         return list(self._table("index", _valid_mapping))
 
-    def lookup(self, key):
+    def lookup(self, key: str) -> range:
         """Indices of the distributions Lookup files under ``key``, in search order."""
         span = self._table("index", _valid_mapping).get(key)
         if span is None:
@@ -241,7 +254,7 @@ class DirCache:
             raise CacheError("index entry out of range")
         return range(span[0], span[0] + span[1])
 
-    def group(self, name):
+    def group(self, name: str) -> Iterator[tuple[int, int, str, str]]:
         """An iterator of (dist, seq, name, value) over one group, in search order.
 
         ``dist`` is the distribution's index; ``seq`` its position among that distribution's
@@ -261,7 +274,7 @@ class DirCache:
         self._parsed[key] = value
         return zip(*value)
 
-    def all_entry_points(self):
+    def all_entry_points(self) -> list[tuple[int, int, str, str, str]]:
         """Every entry point as (dist, seq, group, name, value), in search and file order."""
         merged = [
             (d, seq, group, name, value)
@@ -271,18 +284,18 @@ class DirCache:
         merged.sort(key=lambda e: (e[0], e[1]))
         return merged
 
-    def entry_points_of(self, i):
+    def entry_points_of(self, i: int) -> Sequence[tuple[str, str, str]]:
         """(group, name, value) triples of distribution ``i`` in file order."""
         if self._dist_eps is None:
-            by_dist = {}
+            by_dist: dict[int, list[tuple[str, str, str]]] = {}
             for d, _seq, group, name, value in self.all_entry_points():
                 by_dist.setdefault(d, []).append((group, name, value))
             self._dist_eps = by_dist
         return self._dist_eps.get(i, ())
 
-    def _stamps_unchanged(self, i, files, digest):
+    def _stamps_unchanged(self, i: int, files: list[str], digest: int) -> bool:
         entry = os.path.join(self.path, self.entry(i))
-        current = []
+        current: Stamps = []
         for name in files:
             path = entry if name in (".", "") else os.path.join(entry, name)
             try:
@@ -291,24 +304,24 @@ class DirCache:
                 current.append([name, None])
         return stamps_digest(current) == digest
 
-    def stamps_match(self):
+    def stamps_match(self) -> bool:
         """strict mode: every metadata file the record was read from is unchanged."""
         stamps = self._table("stamps", _valid_stamps)
         return all(self._stamps_unchanged(i, files, digest)
                    for i, (files, digest) in enumerate(zip(stamps["files"], stamps["digest"])))
 
-    def _watch_table(self):
+    def _watch_table(self) -> dict[int, tuple[list[str], int]]:
         if self._watch is None:
             self._watch = {i: (files, digest) for i, files, digest in self._table("watch", _valid_watch)}
         return self._watch
 
-    def watched_match(self):
+    def watched_match(self) -> bool:
         """auto mode: every watched entry (see _scan.read_distribution) is as it was scanned."""
         if not self.watched:
             return True
         return all(self._stamps_unchanged(i, files, digest) for i, (files, digest) in self._watch_table().items())
 
-    def current(self, mode, index=None):
+    def current(self, mode: str | None, index: int | None = None) -> bool:
         """Whether this cache still describes its directory, as the mode checks it.
 
         With ``index``, only what that one distribution's answers depend on: the directory's
@@ -333,36 +346,36 @@ class DirCache:
         return watched is None or self._stamps_unchanged(index, *watched)
 
 
-_STR = {str}
-_STR_OR_NONE = {str, type(None)}
+_STR: set[type] = {str}
+_STR_OR_NONE: set[type] = {str, type(None)}
 
 
-def _types(values, allowed):
+def _types(values: Any, allowed: set[type]) -> bool:
     # map/set run in C: this checks thousands of values in well under a millisecond.
     return type(values) is list and set(map(type, values)) <= allowed
 
 
-def _valid_span(span, body):
+def _valid_span(span: Any, body: int) -> bool:
     return _is_int_list(span, 3) and 0 <= span[0] and 0 <= span[1] and span[0] + span[1] < body
 
 
-def _valid_strings(value, count):
+def _valid_strings(value: Any, count: int) -> bool:
     return type(value) is list and len(value) == count and _types(value, _STR)
 
 
-def _valid_optional_strings(value, count):
+def _valid_optional_strings(value: Any, count: int) -> bool:
     return type(value) is list and len(value) == count and _types(value, _STR_OR_NONE)
 
 
-def _valid_flags(value, count):
+def _valid_flags(value: Any, count: int) -> bool:
     return type(value) is list and len(value) == count and _types(value, {bool})
 
 
-def _valid_mapping(value, count):
+def _valid_mapping(value: Any, count: int) -> bool:
     return type(value) is dict
 
 
-def _valid_stamps(value, count):
+def _valid_stamps(value: Any, count: int) -> bool:
     return (
         type(value) is dict
         and type(value.get("files")) is list
@@ -372,7 +385,7 @@ def _valid_stamps(value, count):
     )
 
 
-def _valid_watch(value, count):
+def _valid_watch(value: Any, count: int) -> bool:
     return type(value) is list and all(
         type(w) is list and len(w) == 3 and type(w[0]) is int and 0 <= w[0] < count
         and type(w[1]) is list and _types(w[1], _STR) and type(w[2]) is int
@@ -380,7 +393,7 @@ def _valid_watch(value, count):
     )
 
 
-def _valid_group(value, count):
+def _valid_group(value: Any, count: int) -> bool:
     if type(value) is not dict or value.keys() != {"dist", "seq", "name", "value"}:
         return False
     dists, seqs, names, values = value["dist"], value["seq"], value["name"], value["value"]
@@ -396,7 +409,7 @@ def _valid_group(value, count):
     )
 
 
-def _is_int_list(value, length=None):
+def _is_int_list(value: object, length: int | None = None) -> TypeGuard[list[int]]:
     return (
         isinstance(value, list)
         and (length is None or len(value) == length)
@@ -406,16 +419,16 @@ def _is_int_list(value, length=None):
 
 # --- locations --------------------------------------------------------------------------------
 
-_site_dirs = None
-_base_site_dirs = None
+_site_dirs: set[str] | None = None
+_base_site_dirs: set[str] | None = None
 
 
-def _site_module():
+def _site_module() -> ModuleType | None:
     # Deferred: site is imported at start unless -S; without it there are no site dirs.
     return sys.modules.get("site")
 
 
-def site_directories():
+def site_directories() -> set[str]:
     """This environment's own install locations, where a cache may live inside the directory.
 
     In a virtual environment made with --system-site-packages, the base interpreter's site
@@ -442,7 +455,7 @@ def site_directories():
     return _site_dirs
 
 
-def base_site_directories():
+def base_site_directories() -> set[str]:
     """The base interpreter's site directories that a venv with --system-site-packages includes.
 
     Install locations too (their entries are sealed as in any site directory), but another
@@ -461,10 +474,10 @@ def base_site_directories():
     return _base_site_dirs
 
 
-_installation = None
+_installation: str | None = None
 
 
-def installation_tag():
+def installation_tag() -> str:
     """The per-user folder name of this installation of epfinder (the directory it is installed in).
 
     Each installation keeps its per-user caches apart, so that uninstalling one removes exactly
@@ -482,10 +495,10 @@ def installation_tag():
 
 
 _NO_USER_CACHE = os.path.join(os.devnull, "epfinder")  # nothing can be made or read under a device
-_passwd_home = None
+_passwd_home: str | None = None
 
 
-def user_cache_base():
+def user_cache_base() -> str:
     """The per-user cache folder of every installation: ``$XDG_CACHE_HOME/epfinder``, else ``~/.cache/epfinder``.
 
     Under -E and -I the environment chooses nothing (an isolated interpreter must not be pointed
@@ -513,12 +526,12 @@ def user_cache_base():
     return os.path.join(_passwd_home, ".cache", "epfinder")
 
 
-def user_cache_root():
+def user_cache_root() -> str:
     """This installation's per-user cache folder: ``user_cache_base()/<installation_tag()>``."""
     return os.path.join(user_cache_base(), installation_tag())
 
 
-def make_user_cache_root():
+def make_user_cache_root() -> str:
     """Make the per-user cache folder if it is missing: its missing parents 0700, itself 0755.
 
     Checked as every cache folder (epfinder._startup_atomic.open_dir); OSError when it cannot be made or
@@ -532,11 +545,11 @@ def make_user_cache_root():
     return root
 
 
-def in_directory_file(path):
+def in_directory_file(path: str) -> str:
     return os.path.join(path, SUBDIR, FILENAME)
 
 
-def per_user_file(path):
+def per_user_file(path: str) -> str:
     # crc32, not hashlib (which loads OpenSSL): the header names the directory, so a collision
     # costs a rescan, never a wrong answer.
     tag = zlib.crc32(os.fsencode(path)) & 0xFFFFFFFF
@@ -544,14 +557,14 @@ def per_user_file(path):
     return os.path.join(user_cache_root(), f"{base}-{tag:08x}.jsonl")
 
 
-def candidate_files(path):
+def candidate_files(path: str) -> tuple[str, str]:
     """Where the cache of ``path`` may be, the likelier first (a site directory keeps its own)."""
     if os.path.normcase(os.path.abspath(path)) in site_directories():
         return (in_directory_file(path), per_user_file(path))
     return (per_user_file(path), in_directory_file(path))
 
 
-def caches_in_directory(path):
+def caches_in_directory(path: str) -> bool:
     """A site directory of this environment, or one opted in with ``refresh``, keeps its cache inside itself.
 
     A base interpreter's site directory seen from a venv never does, though it has a cache folder
@@ -563,14 +576,14 @@ def caches_in_directory(path):
     return os.path.isdir(os.path.join(path, SUBDIR)) and norm not in base_site_directories()
 
 
-def writable_files(path):
+def writable_files(path: str) -> tuple[str, ...]:
     """Where this interpreter may write (or delete) the cache of ``path``, the preferred first."""
     if caches_in_directory(path):
         return (in_directory_file(path), per_user_file(path))
     return (per_user_file(path),)
 
 
-def load(path, dir_uid=None):
+def load(path: str, dir_uid: int | None = None) -> DirCache | None:
     """The cache recorded for ``path``, or None when there is none that parses and may be trusted.
 
     Each candidate is read whole by _epfinder_boot.read_trusted (docs/security.md, rule 3): opened
@@ -607,7 +620,10 @@ class _Target:
     cache folder that is a symlink or another user's is refused, and the next place is tried.
     """
 
-    def __init__(self, path):
+    file: AtomicFile | None
+    final: str | None
+
+    def __init__(self, path: str) -> None:
         from . import _startup_atomic
 
         self.file = self.final = None
@@ -625,28 +641,28 @@ class _Target:
             if final == inside:
                 # Same filesystem, same clock: a strict "older than" on its timestamps is enough.
                 try:
-                    self.reference_ns = _scan.timestamps(os.fstat(file.fd))[0]
+                    self.reference_ns = _scan.timestamps(os.fstat(file.fd))[0]  # type: ignore[arg-type]  # still open
                 except OSError:
                     pass
             return
 
     @property
-    def fd(self):
+    def fd(self) -> int | None:
         return None if self.file is None else self.file.fd
 
-    def commit(self, data):
+    def commit(self, data: bytes) -> None:
         try:
-            self.file.commit(data)
+            self.file.commit(data)  # type: ignore[union-attr]  # build() commits only when a file was made
         finally:
             self.close()
 
-    def close(self):
+    def close(self) -> None:
         if self.file is not None:
             self.file.abort()
             self.file = None
 
 
-def _older_than(reference_ns, signature, records):
+def _older_than(reference_ns: int, signature: list[int], records: list[Record]) -> bool:
     """git's racy-clean rule: trust only what changed strictly before the reference time."""
     if signature[2] >= reference_ns or signature[3] >= reference_ns:
         return False
@@ -657,7 +673,7 @@ def _older_than(reference_ns, signature, records):
     return True
 
 
-def side_file(cache_file, tag):
+def side_file(cache_file: str, tag: str) -> str:
     """The packages_distributions() side file (epfinder._packages) of one flavour beside a cache file."""
     folder, name = os.path.split(cache_file)
     if name == FILENAME:
@@ -665,7 +681,7 @@ def side_file(cache_file, tag):
     return os.path.join(folder, f"{name[:-len('.jsonl')]}.top-level-{tag}.json")
 
 
-def side_files(path, cache_files=None):
+def side_files(path: str, cache_files: Sequence[str] | None = None) -> list[str]:
     """Every side file of ``path`` that may exist beside ``cache_files`` (default: every candidate),
     for discard(): none in a refused folder."""
     from . import _startup_atomic
@@ -685,7 +701,7 @@ def side_files(path, cache_files=None):
     return found
 
 
-def discard(path, everywhere=True):
+def discard(path: str, everywhere: bool = True) -> list[str]:
     """Remove the cache files of ``path`` (side files included); returns the ones removed.
 
     Only by name in a folder that epfinder._startup_atomic.open_dir accepts: nothing is deleted through a
@@ -706,7 +722,7 @@ def discard(path, everywhere=True):
     return removed
 
 
-def build(path, write=True):
+def build(path: str, write: bool = True) -> DirCache:
     """Scan ``path``, write its cache where it may, and return it as a DirCache.
 
     ``trusted`` on the result says whether the scan may be reused later: it is False when the

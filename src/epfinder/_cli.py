@@ -5,6 +5,8 @@ its work (permission denied, nowhere to write, verify found a difference), 2 for
 Every failure is one line on stderr, never a traceback.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
@@ -13,6 +15,11 @@ import time
 import _epfinder_boot as _boot
 
 from . import DISTRIBUTION, _api, _cache, _record, _report, _startup_atomic, _startup_costs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any, NoReturn, TextIO
 
 
 class _UsageError(Exception):
@@ -24,17 +31,19 @@ class _Failure(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the usage is one `--help` away.
         raise _UsageError(message)
 
 
 class _Version(argparse.Action):
     # Looked up only when asked for: importlib.metadata is not imported for any other command.
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, default: Any = argparse.SUPPRESS,
+                 help: str | None = None) -> None:
         super().__init__(option_strings, dest, nargs=0, default=default, help=help)
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
         import importlib.metadata
 
         try:
@@ -46,7 +55,7 @@ class _Version(argparse.Action):
 
 
 class _Done(Exception):
-    def __init__(self, status):
+    def __init__(self, status: int) -> None:
         self.status = status
 
 
@@ -56,7 +65,7 @@ verify found a difference); 2 a usage error.
 --json output follows one versioned schema for status, verify and startup list: docs/cli.md."""
 
 
-def _parser():
+def _parser() -> _Parser:
     parser = _Parser(
         prog="epfinder",
         description=f"Per-directory caches that make importlib.metadata fast, and ordered startup hooks "
@@ -113,7 +122,7 @@ def _parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line tool; returns the exit status.
 
     ``argv`` None means the real command line: then the ``sys.path`` entry that starting the tool
@@ -151,7 +160,7 @@ def main(argv=None):
         _flush()
 
 
-def _tool_entry():
+def _tool_entry() -> int | None:
     """The index in sys.path of the entry that starting this tool added, or None.
 
     ``python -m epfinder`` puts the current directory first, the ``epfinder`` script its own
@@ -179,7 +188,7 @@ def _tool_entry():
 # --- output that survives a closed pipe (`epfinder status | head -1`) ----------------------------------
 
 
-def _detach(stream):
+def _detach(stream: TextIO) -> None:
     # The reader is gone: send the rest to /dev/null so that the command still finishes its work
     # (install must still write the hook table) and Python's final flush stays quiet.
     try:
@@ -190,7 +199,7 @@ def _detach(stream):
         pass
 
 
-def _say(line="", stream=None):
+def _say(line: str = "", stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     try:
         stream.write(f"{line}\n")
@@ -198,7 +207,7 @@ def _say(line="", stream=None):
         _detach(stream)
 
 
-def _flush():
+def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -208,12 +217,12 @@ def _flush():
             pass
 
 
-def _complain(message):
+def _complain(message: str | Exception) -> None:
     _flush()
     _say(f"epfinder: error: {message}", sys.stderr)
 
 
-def _print_json(report):
+def _print_json(report: dict[str, Any]) -> None:
     import json
 
     _say(json.dumps({"schema_version": _report.SCHEMA_VERSION, **report}, indent=2))
@@ -222,7 +231,7 @@ def _print_json(report):
 # --- the environment ----------------------------------------------------------------------------
 
 
-def _target(args):
+def _target(args: argparse.Namespace) -> dict[str, Any]:
     """The site directory to switch on or off: where epfinder runs from, which must be installed.
 
     In a virtual environment, only its own site directories (docs/security.md, rule 8): an
@@ -259,17 +268,17 @@ def _target(args):
     return env
 
 
-def _prefix_site_dirs(prefix):
+def _prefix_site_dirs(prefix: str) -> list[str]:
     import site
 
     return [d for d in site.getsitepackages([prefix]) if os.path.isdir(d)]
 
 
-def _within(path, dirs):
+def _within(path: str, dirs: Iterable[str]) -> bool:
     return any(_same(path, d) for d in dirs)
 
 
-def _scope(target):
+def _scope(target: str) -> list[str]:
     """The site directories that install and uninstall act on: those of ``target``'s environment.
 
     Never the base interpreter's from a virtual environment made with --system-site-packages
@@ -286,7 +295,7 @@ def _scope(target):
     return [target]
 
 
-def _owner_hint(path):
+def _owner_hint(path: str) -> str:
     try:
         import pwd
 
@@ -296,11 +305,11 @@ def _owner_hint(path):
     return f" ({path} belongs to {owner})"
 
 
-def _config_path(site_dir):
+def _config_path(site_dir: str) -> str:
     return os.path.join(site_dir, _boot.CONFIG_DIR, _boot.CONFIG_FILE)
 
 
-def _write_config(site_dir, values):
+def _write_config(site_dir: str, values: dict[str, str]) -> None:
     text = "# written by python -m epfinder install; remove with python -m epfinder uninstall\n"
     text += "".join(f"{k} = {v}\n" for k, v in values.items())
     try:
@@ -311,7 +320,7 @@ def _write_config(site_dir, values):
         raise _Failure(f"cannot write {_config_path(site_dir)}: {exc.strerror or exc}{_owner_hint(site_dir)}") from None
 
 
-def _sync_record(site_dir):
+def _sync_record(site_dir: str) -> None:
     # Best effort: a RECORD that cannot be rewritten only means pip uninstall leaves these files.
     try:
         _record.add(site_dir)
@@ -319,7 +328,7 @@ def _sync_record(site_dir):
         pass
 
 
-def _cmd_install(args):
+def _cmd_install(args: argparse.Namespace) -> int:
     env = _target(args)
     target = env["site_dir"]
     config = env["_config"]
@@ -345,7 +354,7 @@ def _cmd_install(args):
     return status
 
 
-def _program_site_dirs(args, scope):
+def _program_site_dirs(args: argparse.Namespace, scope: list[str]) -> list[str]:
     # The target environment's site directories (``scope``), in the order a program's sys.path has
     # them: never a base interpreter's from a venv that includes it (docs/security.md, rule 8).
     dirs = [d for d in _report.site_dirs() if _within(d, scope)] or list(scope)
@@ -353,7 +362,7 @@ def _program_site_dirs(args, scope):
     return list(dict.fromkeys(ordered + dirs))
 
 
-def _write_entry_file(target):
+def _write_entry_file(target: str) -> None:
     # The .pth (or, from 3.18, .start) that makes site run _epfinder_boot: see _record.entry_file.
     name, text = _record.entry_file()
     try:
@@ -363,7 +372,7 @@ def _write_entry_file(target):
                        f"{_owner_hint(target)}") from None
 
 
-def _cmd_uninstall(args):
+def _cmd_uninstall(args: argparse.Namespace) -> int:
     env = _target(args)
     target = env["site_dir"]
     folder = os.path.join(target, _cache.SUBDIR)
@@ -372,7 +381,7 @@ def _cmd_uninstall(args):
     was_enabled = env["_config"].get("enabled") == "1"
     removed, kept = [], []
 
-    def unlink(path):
+    def unlink(path: str) -> None:
         # By name inside a folder that passes epfinder._startup_atomic's checks: never through a symlinked
         # or foreign folder (docs/security.md, rule 4).
         try:
@@ -381,7 +390,7 @@ def _cmd_uninstall(args):
         except OSError as exc:
             raise _Failure(f"cannot remove {path}: {exc.strerror or exc}{_owner_hint(os.path.dirname(path))}") from None
 
-    def listing(sub):
+    def listing(sub: str) -> list[str] | None:
         # The names in ``sub``, or None when it is missing or refused (then it is kept, and why).
         try:
             fd = _startup_atomic.open_dir(sub)
@@ -462,24 +471,24 @@ def _cmd_uninstall(args):
     return 0
 
 
-def _inside(path, prefix):
+def _inside(path: str, prefix: str) -> bool:
     path, prefix = os.path.realpath(path), os.path.realpath(prefix)
     return path == prefix or path.startswith(prefix.rstrip(os.sep) + os.sep)
 
 
-def _same(a, b):
+def _same(a: str, b: str) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def _side_files_in(sub):
+def _side_files_in(sub: str) -> list[str]:
     return [os.path.join(sub, f) for f in os.listdir(sub) if f.startswith("top-level-")]
 
 
 # --- refresh -----------------------------------------------------------------------------------------
 
 
-def _snapshot(path):
-    found = {}
+def _snapshot(path: str) -> dict[str, tuple[int, int, int]]:
+    found: dict[str, tuple[int, int, int]] = {}
     for file in _cache.candidate_files(path):
         try:
             st = os.stat(file)
@@ -489,7 +498,7 @@ def _snapshot(path):
     return found
 
 
-def _refresh(paths, opt_in):
+def _refresh(paths: Iterable[str], opt_in: bool) -> int:
     """Rebuild the caches of ``paths`` and report each; returns 1 when one could not be written."""
     failed = []
     for path in dict.fromkeys(paths):
@@ -531,7 +540,7 @@ def _refresh(paths, opt_in):
     return 0
 
 
-def _stale_first(path):
+def _stale_first(path: str) -> bool:
     # Whether the cache queries read first for ``path`` is out of date.
     from . import _scan
 
@@ -542,11 +551,11 @@ def _stale_first(path):
         return False
 
 
-def _is_site_dir(path):
+def _is_site_dir(path: str) -> bool:
     return any(_same(path, d) for d in _report.site_dirs())
 
 
-def _cmd_refresh(args):
+def _cmd_refresh(args: argparse.Namespace) -> int:
     env = _report.environment()
     if args.paths:
         paths = []
@@ -571,7 +580,7 @@ def _cmd_refresh(args):
     return 0
 
 
-def _refresh_startup(env):
+def _refresh_startup(env: dict[str, Any]) -> None:
     if env["state"] in ("not_installed", "not_enabled"):
         return
     from . import _startup_table
@@ -589,7 +598,9 @@ def _refresh_startup(env):
 # --- status and verify --------------------------------------------------------------------------
 
 
-def _status_report(args):
+def _status_report(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:
     env = _report.environment()
     hooks, problems = _report.plan(env)
     costs = _startup_costs.read(env["site_dir"])
@@ -602,7 +613,7 @@ def _status_report(args):
     }
 
 
-def _ago(ns):
+def _ago(ns: int | None) -> str:
     if ns is None:
         return "never"
     seconds = time.time() - ns / 1e9
@@ -613,13 +624,15 @@ def _ago(ns):
     return "just now"
 
 
-def _hooks_line(summary, rows, costs):
+def _hooks_line(summary: dict[str, Any], rows: list[dict[str, Any]], costs: dict[str, Any] | None) -> str:
     line = f"startup hooks: {summary['message']}"
     if summary["state"] == "run":
         if summary["last_cost_ms"] is not None:
             running = [r for r in rows if r["state"] == "runs" and r["last_import_ms"] is not None]
             slowest = max(running, key=lambda r: r["last_import_ms"] + r["last_call_ms"])
-            line += (f", {summary['last_cost_ms']:.1f} ms in all when last measured ({_ago(costs and costs['measured_ns'])}); "
+            line += (f", {summary['last_cost_ms']:.1f} ms in all when last measured "
+                     # costs is None or a measurement, never {}: `costs and ...` is None or an int.
+                     f"({_ago(costs and costs['measured_ns'])}); "  # type: ignore[arg-type]
                      f"slowest {slowest['id']} {slowest['last_import_ms'] + slowest['last_call_ms']:.1f} ms")
         else:
             line += "; their cost is not measured yet (python -m epfinder startup list --measure)"
@@ -628,14 +641,14 @@ def _hooks_line(summary, rows, costs):
     return line + " (python -m epfinder startup list)"
 
 
-def _print_hooks_line(env):
+def _print_hooks_line(env: dict[str, Any]) -> None:
     hooks, problems = _report.plan(env)
     costs = _startup_costs.read(env["site_dir"])
     rows = _report.hook_rows(env, hooks, costs)
     _say(_hooks_line(_report.hooks_summary(env, rows, problems, costs), rows, costs))
 
 
-def _at_start(args, env):
+def _at_start(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, int]:
     """How many items run code at start, and how many no distribution installed (startup list --all)."""
     from . import _audit
 
@@ -644,7 +657,7 @@ def _at_start(args, env):
     return {"runs_code": len(running), "no_owner": sum(i["owner"]["state"] == "no_owner" for i in running)}
 
 
-def _cmd_status(args):
+def _cmd_status(args: argparse.Namespace) -> int:
     env, rows, costs, report = _status_report(args)
     report["at_start"] = _at_start(args, env)
     if args.json:
@@ -667,7 +680,7 @@ def _cmd_status(args):
     return 0
 
 
-def _cmd_verify(args):
+def _cmd_verify(args: argparse.Namespace) -> int:
     env = _report.environment()
     entries = [_report.verify_entry(p, env) for p in args.sys_path]
     checked = sum(e["state"] in ("same", "differs") for e in entries)
@@ -690,12 +703,12 @@ def _cmd_verify(args):
 # --- startup hooks --------------------------------------------------------------------------------
 
 
-def _is_priority(text):
+def _is_priority(text: str) -> bool:
     # ASCII digits only: str.isdigit() also accepts "²" (int() rejects it) and "٣" (int() reads 3).
     return text.isascii() and text.isdigit() and int(text) <= 999
 
 
-def _cmd_startup(args):
+def _cmd_startup(args: argparse.Namespace) -> int:
     if args.action is None:
         raise _UsageError("startup needs an action (list, disable, enable, priority)")
     if args.action == "list":
@@ -739,7 +752,7 @@ def _cmd_startup(args):
     return 0
 
 
-def _measure(env, quiet=False):
+def _measure(env: dict[str, Any], quiet: bool = False) -> int | None:
     """Start one interpreter with EPFINDER_TRACE=1, which runs the hooks and records their cost."""
     import subprocess
 
@@ -759,7 +772,7 @@ def _measure(env, quiet=False):
     return proc.returncode
 
 
-def _startup_list(args):
+def _startup_list(args: argparse.Namespace) -> int:
     if args.all or args.time:
         return _startup_list_all(args)
     env = _report.environment()
@@ -803,7 +816,7 @@ _KINDS = {"pth_path": ".pth path", "pth_import": ".pth import", "start_entry": "
           "sitecustomize": "sitecustomize", "usercustomize": "usercustomize", "epfinder_hook": "hook"}
 
 
-def _startup_list_all(args):
+def _startup_list_all(args: argparse.Namespace) -> int:
     from . import _audit
 
     env = _report.environment()

@@ -6,6 +6,8 @@ library's own PathDistribution code reading the real files. A value the cache re
 computed by that code too, so it raises what a plain scan would raise.
 """
 
+from __future__ import annotations
+
 import pathlib
 
 import _epfinder_boot as _boot
@@ -13,11 +15,18 @@ import _epfinder_boot as _boot
 from . import _scan, _serve
 from .errors import CacheError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable
+
+    from ._cache import DirCache
+
 _classes: dict[str, type] = {}
 _UNKNOWN = object()
 
 
-def _read(record, getter, check=True):
+def _read(record: tuple[DirCache, int], getter: Callable[[DirCache, int], Any], check: bool = True) -> Any:
     """getter(cache, index), or _UNKNOWN when the plain code must answer.
 
     A distribution object may be kept and asked again after a reinstall; a plain one re-reads
@@ -37,7 +46,7 @@ def _read(record, getter, check=True):
         return _UNKNOWN
 
 
-def _entry(cache, index):
+def _entry(cache: DirCache, index: int) -> str:
     # Not checked for currency: like a plain distribution's, the path is fixed when it is made.
     value = _read((cache, index), lambda c, i: c.entry(i), check=False)
     if value is _UNKNOWN:
@@ -47,7 +56,7 @@ def _entry(cache, index):
     return value
 
 
-def distribution_class(metadata_module):
+def distribution_class(metadata_module: ModuleType) -> type:
     """The cached-distribution class for one importlib.metadata flavour (stdlib or backport)."""
     cls = _classes.get(metadata_module.__name__)
     if cls is None or cls.__bases__[0] is not metadata_module.PathDistribution:
@@ -55,16 +64,16 @@ def distribution_class(metadata_module):
     return cls
 
 
-def _make_class(md):
-    base = md.PathDistribution
+def _make_class(md: ModuleType) -> type:
+    base: Any = md.PathDistribution  # Any: whichever flavour's class, which the checker cannot know
 
     class CachedPathDistribution(base):
         """A PathDistribution whose name, version and entry points come from an epfinder cache."""
 
-        def __init__(self, cache, index):
+        def __init__(self, cache: DirCache, index: int) -> None:
             self._epfinder_record = (cache, index)
 
-        def __getattr__(self, attr):
+        def __getattr__(self, attr: str) -> pathlib.Path:
             # _path is built on first use: most queries never need it, and pathlib is slow.
             if attr == "_path":
                 cache, index = self.__dict__["_epfinder_record"]
@@ -73,34 +82,34 @@ def _make_class(md):
                 return path
             raise AttributeError(attr)
 
-        def __reduce__(self):
+        def __reduce__(self) -> tuple[Any, tuple[pathlib.Path]]:
             # Pickles as the plain distribution it stands for; the cache stays in this process.
             return (base, (self._path,))
 
         @property
-        def _normalized_name(self):
+        def _normalized_name(self) -> str:
             value = _read(self._epfinder_record, lambda c, i: c.normalized()[i])
             return super()._normalized_name if value is None or value is _UNKNOWN else value
 
         @property
-        def name(self):
+        def name(self) -> str:
             value = _read(self._epfinder_record, lambda c, i: c.name(i))
             return super().name if value is None or value is _UNKNOWN else value
 
         @property
-        def version(self):
+        def version(self) -> str:
             value = _read(self._epfinder_record, lambda c, i: c.version(i))
             return super().version if value is None or value is _UNKNOWN else value
 
         @property
-        def entry_points(self):
+        def entry_points(self) -> Any:
             known = _read(self._epfinder_record, lambda c, i: c.entry_points_known(i) and list(c.entry_points_of(i)))
             if known is _UNKNOWN or known is False:
                 return super().entry_points
             make = md.EntryPoint
             return md.EntryPoints(make(name=name, value=value, group=group)._for(self) for group, name, value in known)
 
-    def _epfinder_has_metadata(self):
+    def _epfinder_has_metadata(self: CachedPathDistribution) -> bool:
         # True when the cache proves a metadata file is there: it knows the name read from it.
         known = _read(self._epfinder_record, lambda c, i: c.name(i))
         return known is not None and known is not _UNKNOWN
@@ -110,7 +119,7 @@ def _make_class(md):
     if hasattr(base, "_has_metadata"):
         # importlib_metadata 10.1+ asks every distribution this in entry_points() and
         # distribution(); a known name means its metadata was read, so it is there.
-        def _has_metadata(self):
+        def _has_metadata(self: CachedPathDistribution) -> bool:
             known = _read(self._epfinder_record, lambda c, i: c.name(i))
             return True if known is not None and known is not _UNKNOWN else super(
                 CachedPathDistribution, self)._has_metadata()

@@ -7,6 +7,8 @@ Which cache serves a path is decided one layer down, in epfinder._serve. Any fai
 epfinder degrades to that plain search, never to a different answer.
 """
 
+from __future__ import annotations
+
 import itertools
 import operator
 import sys
@@ -17,8 +19,20 @@ from . import _serve
 from ._serve import MISSING, NOTHING, debug, plain, served_or_none
 from .errors import CacheError
 
+# ``md`` below is importlib.metadata or the importlib_metadata backport: their classes differ, so
+# what they make (distributions, contexts, entry points) is Any to the checker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+    from typing import Any
 
-def distribution_class(md):
+    from ._cache import DirCache
+
+
+def distribution_class(md: ModuleType) -> type:
     # Deferred: _dist imports pathlib, which importlib.metadata has loaded by the time this runs
     # for it, and which the application API (epfinder.entry_points) never needs.
     from ._dist import distribution_class as for_library
@@ -26,15 +40,15 @@ def distribution_class(md):
     return for_library(md)
 
 
-def find_distributions(context=None):
+def find_distributions(context: Any = None) -> Iterator[Any]:
     """PathFinder.find_distributions for the stdlib importlib.metadata."""
     return search(_serve.metadata_module(), context)
 
 
-_replaced_finders: dict[type, object] = {}  # MetadataPathFinder class -> the find_distributions it had
+_replaced_finders: dict[type[Any], object] = {}  # MetadataPathFinder class -> the find_distributions it had
 
 
-def serve_backport(md):
+def serve_backport(md: ModuleType) -> None:
     """Answer the importlib_metadata backport's path discovery from the caches too.
 
     Importing the backport removes PathFinder.find_distributions (ours included) and appends its
@@ -49,15 +63,16 @@ def serve_backport(md):
     if not all(hasattr(md, a) for a in ("FastPath", "Prepared", "PathDistribution", "DistributionFinder")):
         return  # a shape this module does not know: the backport scans as usual
 
-    def find_distributions(context=None):
+    def find_distributions(context: Any = None) -> Iterator[Any]:
         return search(md, context)
 
     _serve.backport_resolvers[find_distributions] = md
-    _replaced_finders[finder] = current
-    finder.find_distributions = staticmethod(find_distributions)
+    # finder is not None: it had a find_distributions of its own.
+    _replaced_finders[finder] = current  # type: ignore[index]
+    finder.find_distributions = staticmethod(find_distributions)  # type: ignore[union-attr]
 
 
-def search(md, context=None):
+def search(md: ModuleType, context: Any = None) -> Iterator[Any]:
     """MetadataPathFinder.find_distributions(context) of ``md``, served from caches."""
     if context is None:
         context = md.DistributionFinder.Context()
@@ -66,13 +81,13 @@ def search(md, context=None):
     return itertools.chain.from_iterable(_search_path(md, path, prepared) for path in paths)
 
 
-def _search_path(md, path, prepared):
+def _search_path(md: ModuleType, path: str, prepared: Any) -> Iterable[Any]:
     found = _search_cache(md, path, prepared)
     # Outside any except block: an exception of the plain code reaches the caller as it is.
     return plain(md, path, prepared) if found is None else found
 
 
-def _search_cache(md, path, prepared):
+def _search_cache(md: ModuleType, path: str, prepared: Any) -> Sequence[Any] | None:
     """The distributions the cache of ``path`` answers, or None when the plain search must."""
     state = served_or_none(path)
     if state is None:
@@ -102,7 +117,9 @@ def _search_cache(md, path, prepared):
 # --- finishing importlib.metadata as it is imported -------------------------------------------
 
 
-def patching_spec(hook, fullname, path, target):
+def patching_spec(
+    hook: object, fullname: str, path: Sequence[str] | None, target: ModuleType | None
+) -> ModuleSpec | None:
     """The spec the other finders give ``fullname``, with a loader that patches it after exec."""
     for finder in sys.meta_path:
         if finder is hook or not hasattr(finder, "find_spec"):
@@ -113,23 +130,23 @@ def patching_spec(hook, fullname, path, target):
     else:
         return None
     if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-        spec.loader = _PatchingLoader(spec.loader)
+        spec.loader = _PatchingLoader(spec.loader)  # type: ignore[assignment]  # a Loader by duck typing
     return spec
 
 
 class _PatchingLoader:
-    def __init__(self, loader):
+    def __init__(self, loader: Loader) -> None:
         self.loader = loader
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.loader, name)
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         # The module sees its real loader, as it would without epfinder.
-        module.__spec__.loader = module.__loader__ = self.loader
+        module.__spec__.loader = module.__loader__ = self.loader  # type: ignore[union-attr]  # set while it is loaded
         self.loader.exec_module(module)
         try:
             patch_module(module)
@@ -156,10 +173,11 @@ _SHAPES = {
                "distributions", "EntryPoints", "select"}): _PREFER_VALID,
 }
 
-_patched: dict[object, tuple[object, object]] = {}  # module -> (original entry_points, the function put in its place)
+# module -> (original entry_points, the function put in its place)
+_patched: dict[ModuleType, tuple[Callable[..., Any], Callable[..., Any]]] = {}
 
 
-def patch_module(md):
+def patch_module(md: ModuleType) -> None:
     """Serve ``md`` (importlib.metadata or the backport) from the caches as far as its shape allows.
 
     Its entry_points() is replaced by one that reads the group index, if its shape is a known one.
@@ -179,13 +197,14 @@ def patch_module(md):
         return
     replacement = _make_entry_points(md, original, shape)
     _patched[md] = (original, replacement)
-    md.entry_points = replacement
+    md.entry_points = replacement  # type: ignore[attr-defined]  # patching the library
 
 
-_patched_packages: dict[object, tuple[object, object]] = {}  # module -> (original packages_distributions, the function put in its place)
+# module -> (original packages_distributions, the function put in its place)
+_patched_packages: dict[ModuleType, tuple[Callable[..., Any], Callable[..., Any]]] = {}
 
 
-def _patch_packages_distributions(md):
+def _patch_packages_distributions(md: ModuleType) -> None:
     """Put a stand-in in place that loads epfinder._packages on its first call only.
 
     `import importlib.metadata` patches the library, and many programs never call
@@ -195,9 +214,9 @@ def _patch_packages_distributions(md):
     if original is None or md in _patched_packages:
         return
     discovery = _serve.discovery(md)
-    answer = []
+    answer: list[Callable[[], dict[str, list[str]]]] = []
 
-    def packages_distributions():
+    def packages_distributions() -> dict[str, list[str]]:
         if not answer:
             from . import _packages
 
@@ -208,9 +227,9 @@ def _patch_packages_distributions(md):
 
     for attr in ("__doc__", "__name__", "__qualname__", "__module__"):
         setattr(packages_distributions, attr, getattr(original, attr))
-    packages_distributions.__wrapped__ = original
+    packages_distributions.__wrapped__ = original  # type: ignore[attr-defined]  # as functools.wraps sets it
     _patched_packages[md] = (original, packages_distributions)
-    md.packages_distributions = packages_distributions
+    md.packages_distributions = packages_distributions  # type: ignore[attr-defined]  # patching the library
 
 
 # Distribution._prefer_valid of CPython 3.15, by the globals it uses: it reads `metadata` of each
@@ -218,10 +237,11 @@ def _patch_packages_distributions(md):
 # METADATA file with email (milliseconds) where 3.14 parsed nothing.
 _PREFER_VALID_BY_METADATA = frozenset({"ExceptionTrap", "MetadataNotFound", "passes", "operator",
                                        "attrgetter", "bucket", "itertools", "chain"})
-_patched_prefer_valid: dict[type, tuple[object, object]] = {}  # Distribution class -> (original staticmethod, the one put in its place)
+# Distribution class -> (original staticmethod, the one put in its place)
+_patched_prefer_valid: dict[type[Any], tuple[object, object]] = {}
 
 
-def _patch_prefer_valid(md):
+def _patch_prefer_valid(md: ModuleType) -> None:
     """Answer 3.15's _prefer_valid without parsing the METADATA of a cached distribution.
 
     A cached distribution whose name the cache knows had a metadata file when it was scanned (and
@@ -234,13 +254,13 @@ def _patch_prefer_valid(md):
     if cls in _patched_prefer_valid or not isinstance(original, staticmethod) or \
             frozenset(getattr(getattr(func, "__code__", None), "co_names", ())) != _PREFER_VALID_BY_METADATA:
         return
-    names = func.__globals__
+    names = func.__globals__  # type: ignore[union-attr]  # not None: its code names matched above
     trap, missing, bucket = names["ExceptionTrap"], names["MetadataNotFound"], names["bucket"]
 
-    def _prefer_valid(dists):
+    def _prefer_valid(dists: Iterable[Any]) -> Iterator[Any]:
         has_metadata = trap(missing).passes(operator.attrgetter("metadata"))
 
-        def check(dist):
+        def check(dist: Any) -> bool:
             known = getattr(dist, "_epfinder_has_metadata", None)
             return True if known is not None and known() else has_metadata(dist)
 
@@ -248,24 +268,24 @@ def _patch_prefer_valid(md):
         return itertools.chain(buckets[True], buckets[False])
 
     _prefer_valid.__doc__ = func.__doc__
-    _prefer_valid.__wrapped__ = func
+    _prefer_valid.__wrapped__ = func  # type: ignore[attr-defined]  # as functools.wraps sets it
     replacement = staticmethod(_prefer_valid)
     _patched_prefer_valid[cls] = (original, replacement)
     cls._prefer_valid = replacement
 
 
-def unpatch_all():
+def unpatch_all() -> None:
     for cls, (original, replacement) in list(_patched_prefer_valid.items()):
         if cls.__dict__.get("_prefer_valid") is replacement:
             cls._prefer_valid = original
     _patched_prefer_valid.clear()
     for md, (original, replacement) in list(_patched.items()):
         if md.entry_points is replacement:
-            md.entry_points = original
+            md.entry_points = original  # type: ignore[attr-defined]  # patching the library back
     _patched.clear()
     for md, (original, replacement) in list(_patched_packages.items()):
         if md.packages_distributions is replacement:
-            md.packages_distributions = original
+            md.packages_distributions = original  # type: ignore[attr-defined]  # patching the library back
     _patched_packages.clear()
     for finder, original in list(_replaced_finders.items()):
         current = finder.__dict__.get("find_distributions")
@@ -275,11 +295,11 @@ def unpatch_all():
     _serve.backport_resolvers.clear()
 
 
-def _make_entry_points(md, original, shape):
+def _make_entry_points(md: ModuleType, original: Callable[..., Any], shape: str) -> Callable[..., Any]:
     discovery = _serve.discovery(md)
     prefer_valid = md.Distribution.__dict__.get("_prefer_valid") if shape == _PREFER_VALID else None
 
-    def entry_points(**params):
+    def entry_points(**params: Any) -> Any:
         if _boot.mode is None or discovery != _serve.discovery(md) or (
             prefer_valid is not None and md.Distribution.__dict__.get("_prefer_valid") is not prefer_valid
         ):
@@ -306,7 +326,7 @@ def _make_entry_points(md, original, shape):
     entry_points.__name__ = original.__name__
     entry_points.__qualname__ = original.__qualname__
     entry_points.__module__ = original.__module__
-    entry_points.__wrapped__ = original
+    entry_points.__wrapped__ = original  # type: ignore[attr-defined]  # as functools.wraps sets it
     return entry_points
 
 
@@ -318,10 +338,10 @@ class _InvalidValue(Exception):
     """An entry point the library would refuse to create: answer plainly, which raises."""
 
 
-_validating: dict[type, object] = {}  # EntryPoint class -> whether it checks its value on creation
+_validating: dict[type[Any], bool | None] = {}  # EntryPoint class -> whether it checks its value on creation
 
 
-def validates_values(lib):
+def validates_values(lib: ModuleType) -> bool:
     """Whether ``lib`` raises ValueError when an EntryPoint with an invalid value is created.
 
     importlib_metadata 8.7+ and CPython 3.15 do; then plain entry_points() raises when any
@@ -347,12 +367,12 @@ def validates_values(lib):
     return known
 
 
-def _has_metadata(lib, dist):
+def _has_metadata(lib: ModuleType, dist: Any) -> bool:
     check = getattr(lib, "_safe_has_metadata", None)
     return check(dist) if check is not None else dist._has_metadata()
 
 
-def _collect(md, params, require_metadata=False):
+def _collect(md: ModuleType, params: dict[str, Any], require_metadata: bool = False) -> list[Any]:
     """The entry points plain entry_points() would select from, in its order, for ``params``.
 
     Entries that cannot match the group or name asked for are left out early, with the same
@@ -365,13 +385,13 @@ def _collect(md, params, require_metadata=False):
     name = params.get("name", MISSING)
     eq = operator.eq
 
-    def wanted(ep_group, ep_name):
+    def wanted(ep_group: str, ep_name: str) -> bool:
         return (group is MISSING or eq(group, ep_group)) and (name is MISSING or eq(name, ep_name))
 
-    result = []
+    result: list[Any] = []
     dedup = _serve.Dedup()
 
-    def addplain(dists):
+    def addplain(dists: Iterable[Any]) -> None:
         for dist in dists:
             if require_metadata and not _has_metadata(md, dist):
                 raise _MetadataMissing
@@ -419,11 +439,14 @@ def _collect(md, params, require_metadata=False):
     return result
 
 
-def _from_group_index(md, state, group, name, wanted, dedup, cls):
+def _from_group_index(
+    md: ModuleType, state: DirCache, group: object, name: object, wanted: Callable[[str, str], bool],
+    dedup: _serve.Dedup, cls: type,
+) -> list[Any]:
     """The entry points of one cached directory that entry_points(**params) would collect."""
     make = md.EntryPoint
     found = []
-    dists = {}
+    dists: dict[int, Any] = {}
     for d, g, n, v in _serve.group_entries(state, group, name, wanted, dedup):
         dist = dists.get(d)
         if dist is None:

@@ -10,6 +10,8 @@ The side file is keyed by a fingerprint of that code (``flavour``), so an interp
 whose code differs computes and stores its own. See docs/cache-format.md.
 """
 
+from __future__ import annotations
+
 import collections
 import os
 import sys
@@ -19,6 +21,18 @@ import _epfinder_boot as _boot
 
 from . import _cache, _serve, _startup_atomic
 from ._dist import distribution_class
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from types import CodeType, ModuleType
+    from typing import Any, TypeVar
+
+    from ._cache import DirCache
+
+    T = TypeVar("T")
+    # (names_for(dist), name_of(dist)), as shape_of() finds them; a dist is the stdlib's or the backport's.
+    Shape = tuple[Callable[[Any], Iterable[str]], Callable[[Any], str]]
 
 FORMAT = "epfinder-top-level"
 VERSION = 2
@@ -32,7 +46,7 @@ _DECLARED_OR_INFERRED = frozenset({"_top_level_declared", "_top_level_inferred",
 _WITH_MD_NONE = _DECLARED_OR_INFERRED | {"md_none"}
 
 
-def shape_of(md, function=None):
+def shape_of(md: ModuleType, function: Callable[..., Any] | None = None) -> Shape | None:
     """(names_for(dist), name_of(dist)) as md's packages_distributions() (or ``function``)
     computes them, or None."""
     code = getattr(function or md.packages_distributions, "__code__", None)
@@ -49,18 +63,18 @@ def shape_of(md, function=None):
     return None
 
 
-def _code_key(code):
+def _code_key(code: CodeType) -> str:
     return repr((code.co_code, code.co_names, tuple(
         _code_key(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts)))
 
 
-def flavour(md, lib):
+def flavour(md: ModuleType, lib: ModuleType) -> str:
     """A fingerprint of everything that decides the names: the caller's code and the dist's."""
     parts = [sys.implementation.cache_tag, md.__name__, lib.__name__]
     for owner, name in ((md, "packages_distributions"), (md, "_top_level_declared"),
                         (md, "_top_level_inferred"), (md, "_get_toplevel_name"), (md, "_topmost"),
                         (lib.PathDistribution, "read_text"), (lib.Distribution, "files")):
-        value = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+        value: Any = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
         value = getattr(value, "fget", value)
         while getattr(value, "__wrapped__", None) is not None:
             value = value.__wrapped__  # the library's own function, not epfinder's stand-ins for it
@@ -73,7 +87,7 @@ def flavour(md, lib):
 _MAX_SIDE_FILE = 64 << 20
 
 
-def _load(state, tag):
+def _load(state: DirCache, tag: str) -> list[list[str]] | None:
     for cache_file in _cache.candidate_files(state.path):
         try:
             # Checked on its descriptor before reading: a regular file that only root, this user or
@@ -92,7 +106,7 @@ def _load(state, tag):
     return None
 
 
-def _store(state, tag, names):
+def _store(state: DirCache, tag: str, names: list[list[str]]) -> None:
     # Beside the first cache file there is where this interpreter writes caches: never into a base
     # interpreter's folder from a venv (docs/security.md, rule 8).
     for cache_file in _cache.writable_files(state.path):
@@ -111,7 +125,9 @@ def _store(state, tag, names):
         return
 
 
-def _names_of_directory(state, cls, tag, names_for):
+def _names_of_directory(
+    state: DirCache, cls: type, tag: str, names_for: Callable[[Any], Iterable[str]]
+) -> list[list[str]]:
     """What names_for() returns for each distribution of a cached directory, in search order.
 
     The side file belongs to one version of the directory's cache (its generation). That cache
@@ -132,12 +148,12 @@ def _names_of_directory(state, cls, tag, names_for):
 class _Raised(Exception):
     """The library's own code raised for a distribution, in the order the plain call would reach it."""
 
-    def __init__(self, exc):
+    def __init__(self, exc: Exception) -> None:
         self.exc = exc
 
 
-def _as_plain(fn):
-    def call(dist):
+def _as_plain(fn: Callable[[Any], T]) -> Callable[[Any], T]:
+    def call(dist: Any) -> T:
         try:
             return fn(dist)
         except Exception as exc:
@@ -145,7 +161,7 @@ def _as_plain(fn):
     return call
 
 
-def serve(md, shape):
+def serve(md: ModuleType, shape: Shape) -> dict[str, list[str]]:
     """md.packages_distributions(), with cached directories answered from their side files.
 
     The library's per-distribution code is called in the plain call's order (the names of a whole
@@ -154,9 +170,9 @@ def serve(md, shape):
     """
     names_for, name_of = shape
     names_in_order, name_of = _as_plain(names_for), _as_plain(name_of)
-    pkg_to_dist = collections.defaultdict(list)
+    pkg_to_dist: collections.defaultdict[str, list[str]] = collections.defaultdict(list)
 
-    def add(dist, names):
+    def add(dist: Any, names: Iterable[str]) -> None:
         for pkg in names:
             pkg_to_dist[pkg].append(name_of(dist))
 
@@ -191,11 +207,14 @@ def serve(md, shape):
     return dict(pkg_to_dist)
 
 
-def make_packages_distributions(md, original, shape, discovery=None):
+def make_packages_distributions(
+    md: ModuleType, original: Callable[[], dict[str, list[str]]], shape: Shape,
+    discovery: tuple[object, ...] | None = None,
+) -> Callable[[], dict[str, list[str]]]:
     if discovery is None:
         discovery = _serve.discovery(md)
 
-    def packages_distributions():
+    def packages_distributions() -> dict[str, list[str]]:
         if _boot.mode is None or discovery != _serve.discovery(md):
             return original()
         raised = None
@@ -213,5 +232,5 @@ def make_packages_distributions(md, original, shape, discovery=None):
 
     for attr in ("__doc__", "__name__", "__qualname__", "__module__"):
         setattr(packages_distributions, attr, getattr(original, attr))
-    packages_distributions.__wrapped__ = original
+    packages_distributions.__wrapped__ = original  # type: ignore[attr-defined]  # as functools.wraps sets it
     return packages_distributions

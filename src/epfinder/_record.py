@@ -7,6 +7,8 @@ when ``python -m epfinder uninstall`` did not run first: nothing is left to swit
 reinstall back on. ``python -m epfinder uninstall`` takes the lines out again.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
@@ -14,12 +16,16 @@ import _epfinder_boot as _boot
 
 from . import DISTRIBUTION, _cache, _startup_atomic, _startup_costs
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # What may appear in .epfinder-cache/ of the site directory, listed even before it exists (pip and
 # uv skip listed files that are absent): the config, the hook table, the hook costs, the cache.
 FIXED = (_boot.CONFIG_FILE, _boot.STARTUP_TABLE, _startup_costs.FILENAME, _cache.FILENAME)
 
 
-def record_file(site_dir):
+def record_file(site_dir: str) -> str | None:
     """The RECORD of this distribution in ``site_dir``, or None (a source tree, an odd install)."""
     wanted = _boot.normalize(DISTRIBUTION)
     try:
@@ -41,7 +47,7 @@ def record_file(site_dir):
     return None
 
 
-def _side_file_names():
+def _side_file_names() -> list[str]:
     # The packages_distributions() side file that the stdlib's code writes in this interpreter. Its
     # flavour fingerprints the library's own functions (through epfinder's stand-ins), so it is the
     # same whether or not this process has patched the module.
@@ -74,12 +80,12 @@ PTH_TEXT = (
 START_TEXT = "# written by `python -m epfinder install` (PEP 829); see docs/startup.md\n_epfinder_boot:boot\n"
 
 
-def entry_file():
+def entry_file() -> tuple[str, str]:
     """(name, text) of the file through which this interpreter's site runs _epfinder_boot."""
     return (START_FILE, START_TEXT) if sys.version_info >= (3, 18) else (PTH_FILE, PTH_TEXT)
 
 
-def owned(site_dir):
+def owned(site_dir: str) -> list[str]:
     """RECORD paths for what epfinder keeps, or may keep, in ``site_dir/.epfinder-cache/``, and the
     .pth or .start file that install wrote."""
     names = set(FIXED) | set(_side_file_names())
@@ -92,7 +98,7 @@ def owned(site_dir):
     return paths
 
 
-def _rewrite(record, keep, extra):
+def _rewrite(record: str, keep: Callable[[str], bool], extra: list[str]) -> bool:
     with open(record, encoding="utf-8", newline="") as f:
         text = f.read()
     lines = text.splitlines()
@@ -105,7 +111,7 @@ def _rewrite(record, keep, extra):
     return True
 
 
-def add(site_dir):
+def add(site_dir: str) -> bool:
     """List what epfinder keeps in ``site_dir`` in RECORD. OSError when RECORD cannot be written."""
     record = record_file(site_dir)
     if record is None:
@@ -115,7 +121,7 @@ def add(site_dir):
     return _rewrite(record, lambda line: True, [p for p in owned(site_dir) if p not in listed])
 
 
-def remove(site_dir):
+def remove(site_dir: str) -> bool:
     """Take epfinder's own lines out of RECORD again (uninstall)."""
     record = record_file(site_dir)
     if record is None:

@@ -7,6 +7,8 @@ disk, the hook table. Each state comes from a fixed set, with the sentence that 
 apart. The JSON schema built from these dicts is documented in docs/cli.md (version 1).
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import stat
@@ -17,6 +19,11 @@ import _epfinder_boot as _boot
 
 from . import _cache, _record, _scan
 from .errors import CacheError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -30,21 +37,21 @@ VERIFY_STATES = ("same", "differs", "stale", "missing", "corrupt", "unscannable"
 _SOURCE_TEXT = {"EPFINDER_MODE": "from EPFINDER_MODE", "config": "from the config", "default": "the default"}
 
 
-def _environ():
+def _environ() -> Mapping[str, str]:
     return {} if sys.flags.ignore_environment else os.environ
 
 
-def _same_dir(a, b):
+def _same_dir(a: str, b: str) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def package_site():
+def package_site() -> str:
     """The directory epfinder runs from: where its start-up module, its config and the .pth that
     `install` writes are."""
     return os.path.dirname(os.path.abspath(_boot.__file__))
 
 
-def site_dirs():
+def site_dirs() -> list[str]:
     """This interpreter's site directories that exist, as site processing adds them."""
     import site
 
@@ -57,7 +64,7 @@ def site_dirs():
 # --- the environment ------------------------------------------------------------------------------
 
 
-def environment(site_dir=None):
+def environment(site_dir: str | None = None) -> dict[str, Any]:
     """Whether the next interpreter loads epfinder, and in which mode (a dict; see docs/cli.md).
 
     ``site_dir``: the installation to describe (default: the one this tool runs from).
@@ -124,7 +131,7 @@ def environment(site_dir=None):
     }
 
 
-def _config_problem(config_file):
+def _config_problem(config_file: str) -> str | None:
     """Why a config that exists is not read (the rule of docs/security.md), or None."""
     try:
         data = _boot.read_trusted(config_file, os.path.dirname(os.path.dirname(config_file)), 65536)
@@ -139,7 +146,7 @@ def _config_problem(config_file):
     return None
 
 
-def public(env):
+def public(env: dict[str, Any]) -> dict[str, Any]:
     """The environment dict without the parts that are not in the schema."""
     return {k: v for k, v in env.items() if not k.startswith("_")}
 
@@ -147,7 +154,7 @@ def public(env):
 # --- sys.path entries --------------------------------------------------------------------------------
 
 
-def _can_write(path):
+def _can_write(path: str) -> bool:
     # Where the finder would write: inside a directory that keeps its cache there, else per user.
     if _cache.caches_in_directory(path):
         sub = os.path.join(path, _cache.SUBDIR)
@@ -162,14 +169,16 @@ def _can_write(path):
     return os.path.isdir(root) and os.access(root, os.W_OK)
 
 
-def _find_cache(path, dir_uid):
+def _find_cache(
+    path: str, dir_uid: int,
+) -> tuple[_cache.DirCache | None, str | None, int | None, tuple[str, str, str | None] | None]:
     """(usable DirCache or None, its file, its entry point count, the first problem found).
 
     The candidates in the finder's order, with its rules (_cache.load); a problem is
     (state, file, detail). Every line is decoded, as queries eventually would: a damaged group
     line shows here, not only a damaged header.
     """
-    problem = None
+    problem: tuple[str, str, str | None] | None = None
     for file in _cache.candidate_files(path):
         try:
             # As the finder reads it: checked on its descriptor first, so a FIFO never blocks.
@@ -194,7 +203,7 @@ def _find_cache(path, dir_uid):
     return None, None, None, problem
 
 
-def _plain_kind(path):
+def _plain_kind(path: str) -> tuple[str, str] | None:
     """('plain' or 'absent', why) for an entry that is never served from a cache, or None."""
     if path == "":
         return "plain", "the current directory: importlib.metadata scans it at each query, never cached"
@@ -213,7 +222,7 @@ def _plain_kind(path):
     return None
 
 
-def _describes(cache, st, mode):
+def _describes(cache: _cache.DirCache, st: os.stat_result, mode: str) -> bool:
     """Whether a cache still describes its directory as a query in ``mode`` would check it: the
     signature, and the watched entries (every entry in strict mode; docs/cache-format.md)."""
     if cache.signature != _scan.dir_signature(st):
@@ -224,9 +233,9 @@ def _describes(cache, st, mode):
         return False
 
 
-def entry_status(path, env):
+def entry_status(path: str, env: dict[str, Any]) -> dict[str, Any]:
     """What the next interpreter does with one sys.path entry (a dict; see docs/cli.md)."""
-    info = {"path": path, "state": None, "message": None, "cache": None, "distributions": None,
+    info: dict[str, Any] = {"path": path, "state": None, "message": None, "cache": None, "distributions": None,
             "entry_points": None}
     if env["state"] != "enabled":
         info["state"] = "not_served"
@@ -298,7 +307,7 @@ def entry_status(path, env):
 # --- startup hooks -------------------------------------------------------------------------------
 
 
-def plan(env):
+def plan(env: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """(hooks, problems) as _epfinder_boot orders them, without importing any hook.
 
     In an enabled environment this is what a start does, hook table rewrite included; elsewhere
@@ -321,7 +330,7 @@ def plan(env):
     return _boot.startup_plan(config, skip, dirs, (signatures, tables, []))
 
 
-def _pattern(hook_id, patterns):
+def _pattern(hook_id: str, patterns: list[str]) -> str | None:
     """The first of ``patterns`` that names ``hook_id``: the exact ID before any wildcard pattern."""
     exact = [p for p in patterns if not any(c in p for c in "*?[")]
     for pattern in exact + [p for p in patterns if p not in exact]:
@@ -330,11 +339,11 @@ def _pattern(hook_id, patterns):
     return None
 
 
-def _ms(ns):
+def _ms(ns: int | None) -> float | None:
     return None if ns is None else round(ns / 1e6, 2)
 
 
-def hook_rows(env, hooks, costs):
+def hook_rows(env: dict[str, Any], hooks: list[dict[str, Any]], costs: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One dict per hook, in run order (see docs/cli.md)."""
     config = env["_config"]
     disabled = [k[16:] for k, v in config.items() if k.startswith("startup.disable.") and v == "1"]
@@ -342,7 +351,7 @@ def hook_rows(env, hooks, costs):
     # EPFINDER_MODE=off, mode = off in the config, EPFINDER_STARTUP=0: the rule a start follows.
     all_off = _boot.startup_off(config)
     measured = (costs or {}).get("hooks", {})
-    rows = []
+    rows: list[dict[str, Any]] = []
     for order, hook in enumerate(hooks, 1):
         pattern = None
         if not hook["enabled"] and hook["why"].startswith("disabled"):
@@ -375,17 +384,19 @@ def hook_rows(env, hooks, costs):
     return rows
 
 
-def measured_at(costs):
+def measured_at(costs: dict[str, Any] | None) -> str | None:
     if not costs:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(costs["measured_ns"] / 1e9))
 
 
-def hooks_summary(env, rows, problems, costs):
+def hooks_summary(
+    env: dict[str, Any], rows: list[dict[str, Any]], problems: list[str], costs: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The startup hooks of the environment in one dict (see docs/cli.md)."""
     running = [r for r in rows if r["state"] == "runs"]
     all_off = _boot.startup_off(env["_config"])
-    summary = {"state": None, "message": None, "registered": len(rows), "will_run": len(running),
+    summary: dict[str, Any] = {"state": None, "message": None, "registered": len(rows), "will_run": len(running),
                "problems": list(problems), "last_cost_ms": None, "last_measured": None}
     registered = f"{len(rows)} registered" if rows else "none registered"
     if env["state"] in ("not_installed", "not_enabled"):
@@ -413,7 +424,7 @@ def hooks_summary(env, rows, problems, costs):
 # --- verify ------------------------------------------------------------------------------------------
 
 
-def tables(cache):
+def tables(cache: _cache.DirCache) -> dict[str, Any]:
     return {
         "distributions": [
             (cache.entry(i), cache.name(i), cache.version(i), cache.normalized()[i])
@@ -424,12 +435,12 @@ def tables(cache):
     }
 
 
-def verify_entry(path, env):
+def verify_entry(path: str, env: dict[str, Any]) -> dict[str, Any]:
     """One sys.path entry's cache against a fresh scan (a dict; see docs/cli.md)."""
     mode = env["mode"]
     # Modes that use a cache without checking it make a stale or missing cache a wrong answer.
     unchecked = mode in ("trust", "only")
-    info = {"path": path, "state": None, "message": None, "problem": False, "cache": None, "diff": []}
+    info: dict[str, Any] = {"path": path, "state": None, "message": None, "problem": False, "cache": None, "diff": []}
     plain = _plain_kind(path)
     if plain is not None:
         info["state"], info["message"] = plain
@@ -472,7 +483,7 @@ def verify_entry(path, env):
     return info
 
 
-def _diff(what, cached, scanned):
+def _diff(what: str, cached: object, scanned: object) -> list[str]:
     import difflib
     import pprint
 

@@ -10,6 +10,8 @@ rescan of the hook table (name normalization, lookup order, sealed entries, entr
 in epfinder._startup_entries and _epfinder_boot, written once.
 """
 
+from __future__ import annotations
+
 import os
 
 from _epfinder_boot import normalize
@@ -17,27 +19,32 @@ from _epfinder_boot import normalize
 from . import _startup_entries as entry_points_txt
 # is_metadata_child, list_metadata, lookup_key and normalize are also this module's to its callers.
 from ._startup_entries import SIDE_INPUTS, is_metadata_child, is_sealed, list_metadata, lookup_key  # noqa: F401
+from ._startup_entries import header_values
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypedDict
+
+    # One ``[filename, stamp or None]`` pair per file read (lists, as they are stored in JSON).
+    Stamps = list[list[Any]]
+
+    class Record(TypedDict):
+        """What read_distribution() returns; see docs/cache-format.md for the fields."""
+
+        entry: str
+        name: str | None
+        version: str | None
+        normalized: str | None
+        entry_points: list[tuple[str, str, str]] | None
+        stamps: Stamps
+        watch: bool
+        invalid: bool
 
 # The exceptions PathDistribution.read_text swallows (returning None); any other error propagates
 # to the caller of importlib.metadata, so the scanner records such a value as unknown instead.
 _ABSENT = (FileNotFoundError, IsADirectoryError, KeyError, NotADirectoryError, PermissionError)
 
-# email.feedparser.headerRE without its "From " and continuation alternatives, and with a
-# non-empty field name: any line outside this shape sends the file to the real email parser.
-# Compiled on the first scan: a query answered from caches needs no re.
-_SIMPLE_HEADER = None
-
-
-def _simple_header():
-    global _SIMPLE_HEADER
-    if _SIMPLE_HEADER is None:
-        import re
-
-        _SIMPLE_HEADER = re.compile(r"[\041-\071\073-\176]+:")
-    return _SIMPLE_HEADER
-
-
-def normalize_lowered_first(name):
+def normalize_lowered_first(name: str) -> str:
     """Prepared.normalize of Python 3.15, which lowers the case before it replaces separators."""
     value = name.lower().replace("-", "_").replace(".", "_")
     while "__" in value:
@@ -45,14 +52,14 @@ def normalize_lowered_first(name):
     return value
 
 
-def normalizes_alike(name):
+def normalizes_alike(name: str) -> bool:
     """Whether both normalizations agree: they differ only where lowering depends on the
     neighbours (a final capital sigma next to a separator), which no name on PyPI has; a
     directory holding such a name is left to the plain code, whichever library asks."""
     return "\u03a3" not in name or normalize(name) == normalize_lowered_first(name)
 
 
-def name_from_stem(stem):
+def name_from_stem(stem: str) -> str | None:
     """PathDistribution._name_from_stem."""
     filename, ext = os.path.splitext(stem)
     if ext not in (".dist-info", ".egg-info"):
@@ -60,17 +67,17 @@ def name_from_stem(stem):
     return filename.partition("-")[0]
 
 
-def timestamps(st):
+def timestamps(st: os.stat_result) -> tuple[int, int]:
     """(mtime, ctime) in ns: the one place timestamps are read, so tests can coarsen the clock."""
     return st.st_mtime_ns, st.st_ctime_ns
 
 
-def stamp(st):
+def stamp(st: os.stat_result) -> list[int]:
     """What identifies one version of a file or directory: inode, size and both timestamps."""
     return [st.st_dev, st.st_ino, st.st_size, *timestamps(st)]
 
 
-def dir_signature(st):
+def dir_signature(st: os.stat_result) -> list[int]:
     """Freshness key of a directory. ctime catches an mtime put back by utime, tar or rsync."""
     return [st.st_dev, st.st_ino, *timestamps(st)]
 
@@ -79,7 +86,7 @@ class Unknown(Exception):
     """A value that only the plain code path can compute faithfully."""
 
 
-def _read_text(entry, filename, stamps):
+def _read_text(entry: str, filename: str, stamps: Stamps) -> str | None:
     """PathDistribution.read_text: None when absent, Unknown for any error it would raise."""
     # pathlib's joinpath('') is the entry itself, where os.path.join would add a slash
     path = os.path.join(entry, filename) if filename else entry
@@ -94,50 +101,7 @@ def _read_text(entry, filename, stamps):
         raise Unknown from exc
 
 
-def header_values(text, fields):
-    """The first value of each of ``fields`` (lower-case names) as ``email`` compat32 returns it.
-
-    A fast path for the usual METADATA shape; anything unusual is handed to the email parser so
-    that the answer is the same as ``email.message_from_string(text)[field]``.
-    """
-    if "\r" in text:  # never after universal newlines, but email would split there too
-        return _header_values_by_email(text, fields)
-    simple_header = _simple_header()
-    found = {}
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if len(found) == len(fields):
-            break
-        match = simple_header.match(line)
-        if match is None:
-            return _header_values_by_email(text, fields)
-        key = line[: match.end() - 1].lower()
-        if key in fields and key not in found:
-            following = lines[i + 1] if i + 1 < len(lines) else ""
-            if following[:1] in (" ", "\t"):  # folded value: let email do it
-                return _header_values_by_email(text, fields)
-            found[key] = line[match.end() :].lstrip(" \t").rstrip("\r\n")
-    else:
-        return _header_values_by_email(text, fields)
-    return found
-
-
-def _header_values_by_email(text, fields):
-    # Deferred: the email package costs milliseconds to import and most files never need it.
-    import email
-
-    message = email.message_from_string(text)
-    found = {}
-    for field in fields:
-        value = message.get(field)
-        # importlib.metadata re-indents values that span lines (_adapters.Message), differently
-        # across versions; those are left to it.
-        if type(value) is str and "\n" not in value:
-            found[field] = value
-    return found
-
-
-def parse_entry_points(text):
+def parse_entry_points(text: str) -> list[tuple[str, str, str]]:
     """(group, name, value) in file order, as importlib.metadata parses entry_points.txt.
 
     Raises Unknown where Pair.parse would raise (a line without '=').
@@ -148,7 +112,7 @@ def parse_entry_points(text):
         raise Unknown(exc.line) from exc
 
 
-def read_distribution(root, child, install_location=False):
+def read_distribution(root: str, child: str, install_location: bool = False) -> Record:
     """The record of one metadata entry; see docs/cache-format.md for the fields.
 
     ``watch`` in the record says that the entry's stamps must be checked at every query: always
@@ -157,7 +121,7 @@ def read_distribution(root, child, install_location=False):
     for every entry that is not sealed (see is_sealed).
     """
     path = os.path.join(root, child)
-    stamps = []
+    stamps: Stamps = []
     try:
         stamps.append([".", stamp(os.stat(path))])
     except OSError:
@@ -209,7 +173,9 @@ def read_distribution(root, child, install_location=False):
     }
 
 
-def scan(root, install_location=False):
+def scan(
+    root: str, install_location: bool = False
+) -> tuple[list[int], list[int], dict[str, list[int]], list[Record]]:
     """Everything the cache records for ``root``, a directory that is neither ``''`` nor an egg.
 
     Returns (signature before, signature after, lookup index, records in search order).

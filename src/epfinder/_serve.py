@@ -7,6 +7,8 @@ application API (epfinder._app) all ask here; this module imports none of them, 
 importlib.metadata itself.
 """
 
+from __future__ import annotations
+
 import os
 import stat
 import sys
@@ -15,14 +17,22 @@ import _epfinder_boot as _boot
 
 from .errors import CacheError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable, Iterable
+
+    from ._cache import DirCache
+
 # path -> DirCache that may be reused while the directory's signature is unchanged
-_states: dict[str, object] = {}
+_states: dict[str, DirCache] = {}
 
 # What served() returns in "only" mode for a directory without a cache: no distributions.
-NOTHING = object()
+# Typed Any: callers tell it apart by identity, on which the checker cannot narrow a plain object.
+NOTHING: Any = object()
 
 
-def invalidate():
+def invalidate() -> None:
     """Forget every cache read in this process (importlib.invalidate_caches, fork, mode change)."""
     _states.clear()
 
@@ -30,11 +40,11 @@ def invalidate():
 os.register_at_fork(after_in_child=invalidate)
 
 
-def debug():
+def debug() -> bool:
     return not sys.flags.ignore_environment and os.environ.get("EPFINDER_DEBUG") == "1"
 
 
-def served(path, recheck=False):
+def served(path: str, recheck: bool = False) -> DirCache | None:
     """The DirCache that answers for ``path``, or None when the plain scan must answer."""
     if type(path) is not str or not os.path.isabs(path):
         return None
@@ -75,7 +85,7 @@ def served(path, recheck=False):
     return cache
 
 
-def _usable(cache, signature, mode, recheck):
+def _usable(cache: DirCache, signature: list[int], mode: str | None, recheck: bool) -> bool:
     if mode in ("trust", "only") and not recheck:
         return True
     if cache.signature != signature:
@@ -86,7 +96,7 @@ def _usable(cache, signature, mode, recheck):
         return False  # a corrupt stamps table: rebuilt, like any cache that cannot be checked
 
 
-def forget(path):
+def forget(path: str) -> None:
     """A cache found unusable while reading it: drop it here and on disk, so the next query rebuilds."""
     _states.pop(path, None)
     try:
@@ -97,7 +107,7 @@ def forget(path):
         pass
 
 
-def served_or_none(path, recheck=False):
+def served_or_none(path: str, recheck: bool = False) -> DirCache | None:
     try:
         state = served(path, recheck)
         # Names that the stdlib of 3.15 and the backport normalize differently: plain code only.
@@ -109,14 +119,14 @@ def served_or_none(path, recheck=False):
         return None
 
 
-def metadata_module():
+def metadata_module() -> ModuleType:
     # Deferred: only reached from importlib.metadata itself, which is loaded by then.
     import importlib.metadata
 
     return importlib.metadata
 
 
-def plain(md, path, prepared):
+def plain(md: ModuleType, path: str, prepared: Any) -> Iterable[Any]:
     if type(path) is str and os.path.isabs(path):
         try:
             os.stat(path)
@@ -127,7 +137,7 @@ def plain(md, path, prepared):
     return map(md.PathDistribution, md.FastPath(path).search(prepared))
 
 
-def discovery(md):
+def discovery(md: ModuleType) -> tuple[object, ...]:
     """What plain entry_points() relies on; if any of it is replaced, it is answered plainly."""
     return (
         md.distributions,
@@ -144,18 +154,20 @@ MISSING = object()  # a parameter entry_points() was not given
 class Dedup:
     """unique_everseen over _normalized_name, where cached directories count as sets of names."""
 
-    def __init__(self):
-        self.names = set()
-        self.caches = []
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.caches: list[DirCache] = []
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.names or self.caches)
 
-    def seen(self, name):
+    def seen(self, name: str | None) -> bool:
         return name in self.names or any(name in c.normset() for c in self.caches)
 
 
-def group_entries(state, group, name, wanted, dedup):
+def group_entries(
+    state: DirCache, group: object, name: object, wanted: Callable[[str, str], bool], dedup: Dedup
+) -> list[tuple[int, str, str, str]]:
     """(dist index, group, name, value) of the entries of one cached directory that
     entry_points(**params) would collect, in its order."""
     shadowed = state.shadowed
@@ -175,10 +187,10 @@ def group_entries(state, group, name, wanted, dedup):
 
 # The importlib_metadata backport's MetadataPathFinder.find_distributions stand-ins that
 # epfinder._finder installs: function -> the module it serves.
-backport_resolvers: dict[object, object] = {}
+backport_resolvers: dict[Callable[..., Any], ModuleType] = {}
 
 
-def library_of(resolver):
+def library_of(resolver: Callable[..., Any]) -> ModuleType | None:
     """The importlib.metadata flavour a discovery resolver is epfinder's stand-in for, or None."""
     if resolver is _boot.find_distributions:
         return metadata_module()

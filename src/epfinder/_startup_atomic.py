@@ -33,6 +33,7 @@ _NEW_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0
 
 
 def open_dir(folder, create=False, owner=None):
+    # type: (str, bool, int | None) -> int
     """A descriptor of the directory ``folder``, checked on the descriptor itself.
 
     Refused with PermissionError when ``folder`` is a symlink or not a directory, when it is owned
@@ -82,6 +83,7 @@ def open_dir(folder, create=False, owner=None):
 
 
 def make_parents(folder, mode=0o700):
+    # type: (str, int) -> None
     """Make the missing folders above ``folder`` (not ``folder`` itself), each ``mode`` whatever the
     umask: the parents of the per-user cache folder, which nobody else needs to enter."""
     missing = []
@@ -105,6 +107,7 @@ def make_parents(folder, mode=0o700):
 
 
 def make_dir(folder, owner=None):
+    # type: (str, int | None) -> None
     """Make ``folder`` if it is missing and check it as open_dir() does (OSError when refused)."""
     os.close(open_dir(folder, create=True, owner=owner))
 
@@ -119,10 +122,11 @@ class AtomicFile:
     """
 
     def __init__(self, final, create_dir=False, owner=None, mode=FILE_MODE):
+        # type: (str, bool, int | None, int) -> None
         folder, self.name = os.path.split(final)
         self.final = final
         self.fd = self.tmp = None
-        self.dir_fd = open_dir(folder, create_dir, owner)
+        self.dir_fd = open_dir(folder, create_dir, owner)  # type: int | None
         try:
             for _attempt in range(8):
                 tmp = f"{TEMP_PREFIX}{os.urandom(8).hex()}"
@@ -140,25 +144,30 @@ class AtomicFile:
             raise
 
     def write(self, data):
+        # type: (bytes) -> None
+        # The ignore: self.fd is open until commit() or abort(), which mypy cannot see.
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view):]  # type: ignore[arg-type]
 
     def commit(self, data=b"", fsync=False):
+        # type: (bytes, bool) -> None
         """Write ``data``, fsync if asked, and rename the file over ``final``; OSError on failure."""
+        # The ignores: self.fd and self.tmp are set until commit() or abort(), which mypy cannot see.
         try:
             if data:
                 self.write(data)
             if fsync:
-                os.fsync(self.fd)
-            os.close(self.fd)
+                os.fsync(self.fd)  # type: ignore[arg-type]
+            os.close(self.fd)  # type: ignore[arg-type]
             self.fd = None
-            os.replace(self.tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            os.replace(self.tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)  # type: ignore[arg-type]
             self.tmp = None
         finally:
             self.abort()
 
     def abort(self):
+        # type: () -> None
         """Close and remove the temporary file (nothing once committed); idempotent."""
         if self.fd is not None:
             os.close(self.fd)
@@ -174,18 +183,22 @@ class AtomicFile:
             self.dir_fd = None
 
     def __enter__(self):
+        # type: () -> AtomicFile
         return self
 
     def __exit__(self, *exc):
+        # type: (*object) -> None
         self.abort()
 
 
 def write(final, data, fsync=False, create_dir=False, owner=None, mode=FILE_MODE):
+    # type: (str, bytes, bool, bool, int | None, int) -> None
     """Replace ``final`` with ``data`` (bytes) atomically; OSError when it cannot be written."""
     AtomicFile(final, create_dir, owner, mode).commit(data, fsync)
 
 
 def remove(file, owner=None):
+    # type: (str, int | None) -> bool
     """Unlink ``file`` if its folder passes open_dir()'s checks; True when removed.
 
     Never follows a symlinked folder. OSError when the folder is refused; False when ``file``
@@ -206,6 +219,7 @@ def remove(file, owner=None):
 
 
 def remove_dir(folder, owner=None):
+    # type: (str, int | None) -> bool
     """Remove the leftover temporary files in ``folder``, then ``folder`` itself if it is empty.
 
     True when removed; False when it does not exist or still holds other files; OSError when it

@@ -16,12 +16,17 @@ import time
 
 import _epfinder_boot as _boot
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for type comments only (ruff does not read those): never imported at run time
+    from typing import Any  # noqa: F401
+
 FILENAME = "startup-costs.tsv"
 HEADER = "epfinder-startup-costs\t1"
 OUTCOMES = ("ok", "failed", "not_loaded", "vetoed")
 
 
 def files(site_dir):
+    # type: (str) -> list[str]
     """Where a measurement may be: the environment's own folder, then this user's cache folder."""
     from . import _cache
 
@@ -29,6 +34,7 @@ def files(site_dir):
 
 
 def render(measured, when_ns):
+    # type: (list[tuple[str, int, int, str]], int) -> str
     lines = [HEADER, f"measured\t{when_ns}"]
     for hook_id, import_ns, call_ns, outcome in measured:
         if "\t" not in hook_id and "\n" not in hook_id:
@@ -37,6 +43,7 @@ def render(measured, when_ns):
 
 
 def record(site_dir, measured):
+    # type: (str, list[tuple[str, int, int, str]]) -> bool
     """Write [(hook id, import ns, call ns, outcome)] where this user can; never raises.
 
     Through epfinder._startup_atomic, like every file epfinder writes: the environment's folder when it
@@ -62,10 +69,11 @@ def record(site_dir, measured):
 
 
 def _parse(text):
+    # type: (str) -> dict[str, Any] | None
     lines = text.split("\n")
     if lines[0] != HEADER or lines[-2:] != ["end", ""] or not lines[1].startswith("measured\t"):
         return None
-    result = {"measured_ns": int(lines[1][9:]), "hooks": {}}
+    result = {"measured_ns": int(lines[1][9:]), "hooks": {}}  # type: dict[str, Any]
     for line in lines[2:-2]:
         kind, hook_id, import_ns, call_ns, outcome = line.split("\t")
         if kind != "hook" or outcome not in OUTCOMES:
@@ -75,6 +83,7 @@ def _parse(text):
 
 
 def read(site_dir):
+    # type: (str) -> dict[str, Any] | None
     """The newest measurement: {"measured_ns", "hooks": {id: {"import_ns", "call_ns", "outcome"}}}, or None."""
     best = None
     for file in files(site_dir):

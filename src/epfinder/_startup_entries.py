@@ -9,37 +9,45 @@ _epfinder_boot (for ``normalize``). It holds the one implementation of each of
 - which entries can change without their directory's listing changing (written down for
   installers in docs/cache-format.md, "Freshness");
 - ``entry_points.txt`` parsed exactly as importlib.metadata does (Sectioned.section_pairs,
-  Pair.parse), and the check of a value against ``EntryPoint.pattern``.
+  Pair.parse), and the check of a value against ``EntryPoint.pattern``;
+- the METADATA header reader.
 """
 
 import os
 
 from _epfinder_boot import normalize
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence  # noqa: F401  (type comments)
+
 # --- lookup order -------------------------------------------------------------------------------
 
 
 def is_metadata_child(child):
+    # type: (str) -> bool
     return child.lower().endswith((".dist-info", ".egg-info"))
 
 
 def lookup_key(child):
+    # type: (str) -> str
     """The key under which importlib.metadata's Lookup files a ``*.dist-info``/``*.egg-info`` child."""
     return normalize(child.lower().rpartition(".")[0].partition("-")[0])
 
 
 def list_metadata(root):
+    # type: (str) -> tuple[list[str], dict[str, list[int]]]
     """The metadata children of ``root`` in the order importlib.metadata's Lookup yields them.
 
     Lookup files children by key in first-seen order and yields key by key, so two entries of
     one project are adjacent even when the listing put something between them. Returns (children
     in that order, {key: [first position, count]}).
     """
-    groups = {}
+    groups = {}  # type: dict[str, list[str]]
     for child in os.listdir(root):
         if is_metadata_child(child):
             groups.setdefault(lookup_key(child), []).append(child)
-    ordered = []
+    ordered = []  # type: list[str]
     index = {}
     for key, children in groups.items():
         index[key] = [len(ordered), len(children)]
@@ -55,6 +63,7 @@ SIDE_INPUTS = ("top_level.txt", "RECORD", "installed-files.txt", "SOURCES.txt")
 
 
 def is_sealed(entry_path, child):
+    # type: (str, str) -> bool
     """Whether an installer finished this entry and will only ever replace it whole.
 
     pip, uv and pypa/installer write ``RECORD`` last, and replace a distribution's ``*.dist-info``
@@ -78,15 +87,68 @@ def is_sealed(entry_path, child):
 # --- entry_points.txt ---------------------------------------------------------------------------
 
 
+# --- METADATA headers ---------------------------------------------------------------------------
+
+
+def header_values(text, fields):
+    # type: (str, Sequence[str]) -> dict[str, str]
+    """The first value of each of ``fields`` (lower-case names) as ``email``'s compat32 parser gives it.
+
+    A fast path without ``re`` for the usual METADATA shape: a line is a plain header when its
+    field name is printable ASCII without spaces (email.feedparser.headerRE, without the "From "
+    and continuation alternatives). Anything else before every field is found (a CR, a folded
+    value, any other line) goes to the email parser, so that the answer is always that of
+    ``email.message_from_string(text)[field]``.
+    """
+    if "\r" in text:  # never after universal newlines, but email would split there too
+        return _header_values_by_email(text, fields)
+    found = {}  # type: dict[str, str]
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if len(found) == len(fields):
+            return found
+        key, sep, value = line.partition(":")
+        if not (sep and key and key.isascii() and key.isprintable()) or " " in key:
+            return _header_values_by_email(text, fields)
+        key = key.lower()
+        if key in fields and key not in found:
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            if following[:1] in (" ", "\t"):  # folded value: let email do it
+                return _header_values_by_email(text, fields)
+            found[key] = value.lstrip(" \t")
+    return _header_values_by_email(text, fields)
+
+
+def _header_values_by_email(text, fields):
+    # type: (str, Sequence[str]) -> dict[str, str]
+    # Deferred: the email package costs milliseconds to import and most files never need it.
+    import email
+
+    message = email.message_from_string(text)
+    found = {}
+    for field in fields:
+        value = message.get(field)
+        # importlib.metadata re-indents values that span lines (_adapters.Message), differently
+        # across versions; those are left to it.
+        if type(value) is str and "\n" not in value:
+            found[field] = value
+    return found
+
+
+# --- entry_points.txt ---------------------------------------------------------------------------
+
+
 class MalformedLine(ValueError):
     """A line in a section that has no '=', where importlib.metadata's Pair.parse raises."""
 
     def __init__(self, number, line):
+        # type: (int, str) -> None
         super().__init__(f"line {number} has no '=': {line!r}")
         self.number, self.line = number, line
 
 
 def parse(text):
+    # type: (str) -> list[tuple[str, str, str]]
     """(group, name, value) for each entry point, in file order.
 
     Lines are stripped; empty lines and lines starting with '#' are skipped; a line between
@@ -116,11 +178,13 @@ PATTERN = r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s
 
 
 def _word(c):
+    # type: (str) -> bool
     # [\w.] of a str pattern: str.isalnum() or '_' (sre's SRE_UNI_IS_WORD), or '.'.
     return c == "_" or c == "." or c.isalnum()
 
 
 def is_valid_value(value):
+    # type: (str) -> bool
     """Whether ``EntryPoint.pattern`` matches ``value``, without ``re`` (start-up never loads it).
 
     The pattern is ``(?P<module>[\\w.]+)\\s*(:\\s*(?P<attr>[\\w.]+)\\s*)?((?P<extras>\\[.*\\])\\s*)?$``.

@@ -18,7 +18,11 @@ from _epfinder_boot import HOOKS, NAMES, PROBLEMS, SIGNATURE, WATCHED, normalize
 from _epfinder_boot import STARTUP_GROUP as GROUP
 
 from . import _startup_entries as entry_points_txt
-from ._startup_entries import is_sealed, list_metadata
+from ._startup_entries import header_values, is_sealed, list_metadata
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for type comments only (ruff does not read those): never imported at run time
+    from typing import Any  # noqa: F401
 
 # The exceptions PathDistribution.read_text treats as "no such file".
 _ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -30,10 +34,12 @@ _WAIT_S = 4.0
 
 
 def _stamp(st):
+    # type: (os.stat_result) -> list[int]
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _read(entry, filename):
+    # type: (str, str) -> tuple[str | None, str | None]
     """(text, problem): text None when absent; problem a short reason when it cannot be read."""
     try:
         # O_NONBLOCK: a FIFO planted in a *.dist-info must not hang every start (it reads empty).
@@ -52,6 +58,7 @@ def _read(entry, filename):
 
 
 def _headers(entry):
+    # type: (str) -> tuple[str | None, str | None]
     """(Name, Version) from METADATA or PKG-INFO, for naming a distribution in messages."""
     for filename in ("METADATA", "PKG-INFO"):
         text, _problem = _read(entry, filename)
@@ -59,18 +66,12 @@ def _headers(entry):
             break
     else:
         return None, None
-    found = {}
-    for line in text.splitlines():
-        if not line.strip():
-            break
-        key, sep, value = line.partition(":")
-        key = key.lower()
-        if sep and key in ("name", "version") and key not in found:
-            found[key] = value.lstrip(" \t").rstrip("\r\n")
+    found = header_values(text, ("name", "version"))
     return found.get("name"), found.get("version")
 
 
 def _hooks_in(text):
+    # type: (str) -> tuple[list[tuple[str, str]], str | None]
     """The (name, value) pairs of the startup group, and a problem or None.
 
     importlib.metadata rejects a whole file with a line that has no '=' in any section, so such a
@@ -89,6 +90,7 @@ def _hooks_in(text):
 
 
 def _watch(path, child, watched):
+    # type: (str, str, list[list[Any]]) -> None
     """Record the stamps of an entry that may change in place (see _startup_entries.is_sealed)."""
     for name in _WATCHED_FILES:
         rel = os.path.join(child, name) if name else child
@@ -99,10 +101,11 @@ def _watch(path, child, watched):
 
 
 def scan(path):
+    # type: (str) -> tuple[list[Any], bool]
     """What the hook table records for one site directory, and whether the scan was undisturbed."""
     st = os.stat(path)
     before = [st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
-    names, hooks, bad, watched = [], [], [], []
+    names, hooks, bad, watched = [], [], [], []  # type: list[str], list[list[str]], list[list[str]], list[list[Any]]
     seen = set()
     for child in list_metadata(path)[0]:
         entry = os.path.join(path, child)
@@ -121,7 +124,7 @@ def scan(path):
         seen.add(dist)
         names.append(dist)
         text, problem = _read(entry, "entry_points.txt")
-        pairs = []
+        pairs = []  # type: list[tuple[str, str]]
         if text is not None and GROUP in text:
             pairs, problem = _hooks_in(text)
         if problem:
@@ -136,6 +139,7 @@ def scan(path):
 
 
 def older_than(reference_ns, entry):
+    # type: (int, list[Any]) -> bool
     """git's racy-clean rule, as for the caches: every stamp strictly older than the reference.
 
     A change in the same timestamp tick as the scan, after it, would leave every stamp as it was.
@@ -145,6 +149,7 @@ def older_than(reference_ns, entry):
 
 
 def render(tables):
+    # type: (dict[str, list[Any]]) -> str
     """The table file's text for {site dir: entry}; entries that a field cannot hold are left out."""
     lines = [_boot.TABLE_HEADER]
     for path, entry in tables.items():
@@ -175,20 +180,22 @@ class _Pending:
     """
 
     def __init__(self, file):
+        # type: (str) -> None
         from . import _startup_atomic  # deferred: a start imports this module only to rescan
 
         self.fd = self.file = None
         try:
             self.file = _startup_atomic.AtomicFile(file)
             self.fd = self.file.fd
-            self.reference_ns = os.fstat(self.fd).st_mtime_ns
+            self.reference_ns = os.fstat(self.fd).st_mtime_ns  # type: ignore[arg-type]  # a new AtomicFile's fd is open
         except OSError:
             self.close()
 
     def commit(self, tables):
+        # type: (dict[str, list[Any]]) -> bool
         """Replace the table file atomically; False when it cannot be written (full disk...)."""
         try:
-            self.file.commit(render(tables).encode("utf-8"))
+            self.file.commit(render(tables).encode("utf-8"))  # type: ignore[union-attr]  # callers check fd
             return True
         except OSError:
             return False
@@ -196,6 +203,7 @@ class _Pending:
             self.close()
 
     def close(self):
+        # type: () -> None
         if self.file is not None:
             self.file.abort()
             self.file = None
@@ -203,6 +211,7 @@ class _Pending:
 
 
 def refresh(file, dirs, tables, stale):
+    # type: (str, list[str], dict[str, list[Any]], list[str]) -> dict[str, list[Any]]
     """Rescan ``stale`` directories; write the table when every scan may be trusted.
 
     Returns {site dir: entry} for ``dirs``. A directory that cannot be listed has no hooks.
@@ -217,6 +226,7 @@ def refresh(file, dirs, tables, stale):
 
 
 def _refresh(pending, dirs, tables, stale, fresh):
+    # type: (_Pending | None, list[str], dict[str, list[Any]], list[str], dict[str, list[Any]]) -> dict[str, list[Any]]
     # Entries of site directories not in this start's sys.path (the user site under -s, say) are
     # kept while the directory exists: their signatures are checked whenever they are used.
     trusted = {p: e for p, e in tables.items() if p not in stale and (p in fresh or os.path.isdir(p))}
@@ -235,6 +245,7 @@ def _refresh(pending, dirs, tables, stale, fresh):
 
 
 def rebuild(wait=False, site=None):
+    # type: (bool, str | None) -> bool
     """Rescan every site directory and rewrite the table (install, refresh, startup list).
 
     ``site``: the site directory whose table to write (default: the one whose config is in force
