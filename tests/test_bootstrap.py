@@ -56,8 +56,8 @@ def test_install_pip_loop_and_clean_uninstall(venv, tmp_path):
     assert (site / "epfinder.pth").is_file()
     assert "already enabled" in run(python, "-m", "epfinder", "install", tmp_path=tmp_path).stdout
 
-    # Start-up imports nothing but epfinder's own start-up module.
-    assert startup_modules(python, tmp_path) - plain_modules == {"_epfinder_boot"}
+    # Start-up imports nothing but epfinder's own start-up module, and atexit (built in: no file).
+    assert startup_modules(python, tmp_path) - plain_modules == {"_epfinder_boot", "atexit"}
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import _epfinder_boot as boot
 import epfinder
 from epfinder import _cache, _scan, _serve
 from helpers import dist_info, write_tree
@@ -70,13 +71,13 @@ def test_restored_mtime_is_caught_by_ctime(tmp_path, served):
 @pytest.fixture
 def coarse_clock(monkeypatch):
     """Timestamps with whole-second resolution, like FAT or an old kernel's coarse clock."""
-    real = _scan.timestamps
+    real = boot.timestamps
 
     def coarse(st):
         m, c = real(st)
         return m - m % 1_000_000_000, c - c % 1_000_000_000
 
-    monkeypatch.setattr(_scan, "timestamps", coarse)
+    monkeypatch.setattr(boot, "timestamps", coarse)
 
 
 def test_change_within_the_same_tick_is_seen(tmp_path, served, coarse_clock):
@@ -87,10 +88,10 @@ def test_change_within_the_same_tick_is_seen(tmp_path, served, coarse_clock):
     # Scanned in the same tick as its last change: the scan is answered but not trusted...
     assert served_state(site) is None
     assert not os.path.exists(_cache.in_directory_file(str(site)))
-    signature = _scan.dir_signature(os.stat(site))
+    signature = boot.dir_signature(os.stat(site))
     add(site, "beta")
     # ...so a change that leaves the (coarse) timestamps as they were is still seen.
-    assert _scan.dir_signature(os.stat(site)) == signature, "the change fell into the same tick"
+    assert boot.dir_signature(os.stat(site)) == signature, "the change fell into the same tick"
     assert names(site) == ["alpha", "beta"]
     # Once the tick is over, the next scan is trusted and written.
     time.sleep(1.1)
@@ -329,7 +330,7 @@ def forge(site, tmp_path):
     """A well-formed cache for ``site`` that lists a distribution it does not hold."""
     decoy = site_with(tmp_path / "decoy", "alpha", "beta", "ghost")
     _before, _after, index, records = _scan.scan(str(decoy), install_location=True)
-    signature = _scan.dir_signature(os.stat(site))
+    signature = boot.dir_signature(os.stat(site))
     return _cache.encode(str(site), signature, index, records)
 
 

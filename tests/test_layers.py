@@ -32,6 +32,7 @@ LAYER = {module: i for i, (_what, modules) in enumerate(LAYERS) for module in mo
 # What a start may import besides these modules themselves: nothing that costs anything.
 START_STDLIB = {
     "os", "sys", "time", "errno",
+    "atexit",  # built in (no file): takes epfinder out before the interpreter's teardown
     "fnmatch",  # only for a startup.disable pattern with a wildcard (it loads re)
     "traceback",  # only under EPFINDER_TRACE=1, for a hook that failed
     "email",  # only for a METADATA of unusual shape (a folded header), read as importlib.metadata reads it

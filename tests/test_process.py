@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import EPFINDER_ROOT
+from helpers import EPFINDER_ROOT, dist_info, write_tree
 
 
 def child(code, *args):
@@ -63,6 +63,34 @@ def test_disable_leaves_the_process_as_it_was():
         " epfinder.current_mode()]))"
     )
     assert state == [True, True, True, None]
+
+
+def test_exit_handlers_get_the_same_answers_and_epfinder_is_out_before_teardown(tmp_path):
+    # epfinder takes itself out in an exit handler (the teardown of a process whose PathFinder
+    # holds its functions costs millions of instructions more). Handlers the program registered
+    # after enable() run before that one and are served; those registered before run after it
+    # and get plain answers: the same answers either way, and nothing printed.
+    write_tree(tmp_path, {**dist_info("alpha", "1.0", "[console_scripts]\nalpha = alpha:main\n"),
+                          **dist_info("beta", "2.0", "[console_scripts]\nbeta = beta:main\n")})
+    proc = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path += [{EPFINDER_ROOT!r}, {str(tmp_path)!r}]\n" + (
+        "import atexit, json, importlib.metadata as md, importlib.machinery as m\n"
+        "import _epfinder_boot as boot\n"
+        "def state(when):\n"
+        "    print(json.dumps([when, boot.mode, m.PathFinder.find_distributions is boot.find_distributions,"
+        " sorted((d.metadata['Name'], d.version) for d in md.distributions()),"
+        " sorted(e.value for e in md.entry_points(group='console_scripts'))]))\n"
+        "atexit.register(state, 'registered before enable()')\n"
+        "import epfinder; epfinder.enable()\n"
+        "atexit.register(state, 'registered after enable()')\n"
+        "state('running')\n"
+    )], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line[:3] for line in lines] == [
+        ["running", "auto", True], ["registered after enable()", "auto", True],
+        ["registered before enable()", None, False]]
+    assert lines[0][3:] == lines[1][3:] == lines[2][3:]
+    assert ["alpha", "1.0"] in lines[0][3] and {"alpha:main", "beta:main"} <= set(lines[0][4])
 
 
 @pytest.mark.parametrize("mode", ["bogus", "", "AUTO"])

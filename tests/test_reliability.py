@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import _epfinder_boot as boot
 import epfinder
 from epfinder import _cache, _scan, _serve
 from helpers import EPFINDER_ROOT, _first_difference, child_env, dist_info, full_path, write_tree
@@ -202,7 +203,7 @@ def test_32_interpreters_at_once_on_missing_and_stale_caches(tmp_path):
         assert sorted(map(tuple, served["dists"])) == sorted(map(tuple, expected["dists"]))
     for site in sites:
         cache = _cache.load(str(site))
-        assert cache is not None and cache.signature == _scan.dir_signature(os.stat(site)), "fresh"
+        assert cache is not None and cache.signature == boot.dir_signature(os.stat(site)), "fresh"
         assert not [f for f in os.listdir(site / _cache.SUBDIR) if f.startswith(".tmp-")]
     report("concurrent starts", processes=32, wrong=0)
 

@@ -491,7 +491,7 @@ def test_5_isolated_interpreters_read_no_cache_the_environment_points_at(tmp_pat
     from epfinder import _scan
 
     _before, _after, index, records = _scan.scan(str(decoy))
-    forged = _cache.encode(str(site), _scan.dir_signature(os.stat(site)), index, records)
+    forged = _cache.encode(str(site), boot.dir_signature(os.stat(site)), index, records)
     code = (f"import sys; sys.path[:0] = [{EPFINDER_ROOT!r}, {str(site)!r}]; import epfinder, importlib.metadata as md; "
             "from epfinder import _cache; epfinder.enable('only'); "
             f"print(_cache.user_cache_root()); print(sorted(d.name for d in md.distributions(path=[{str(site)!r}])))")

@@ -17,7 +17,8 @@ import sys
 import time
 import zlib
 
-from . import _scan
+import _epfinder_boot as _boot
+
 from .errors import CacheError
 
 TYPE_CHECKING = False
@@ -106,6 +107,8 @@ def encode(path: str, signature: list[int], index: dict[str, list[int]], records
         span = [offset, len(line), zlib.crc32(line)]
         offset += len(line) + 1
         return span
+
+    from . import _scan  # deferred: reading a cache needs no scanner
 
     table_spans = {name: add(tables[name]) for name in _TABLES}
     group_spans = {g: add(groups[g]) for g in sorted(groups)}
@@ -299,7 +302,7 @@ class DirCache:
         for name in files:
             path = entry if name in (".", "") else os.path.join(entry, name)
             try:
-                current.append([name, _scan.stamp(os.stat(path))])
+                current.append([name, _boot.stamp(os.stat(path))])
             except OSError:
                 current.append([name, None])
         return stamps_digest(current) == digest
@@ -331,7 +334,7 @@ class DirCache:
         if mode in ("trust", "only"):
             return True
         try:
-            if _scan.dir_signature(os.stat(self.path)) != self.signature:
+            if _boot.dir_signature(os.stat(self.path)) != self.signature:
                 return False
         except OSError:
             return False
@@ -641,7 +644,7 @@ class _Target:
             if final == inside:
                 # Same filesystem, same clock: a strict "older than" on its timestamps is enough.
                 try:
-                    self.reference_ns = _scan.timestamps(os.fstat(file.fd))[0]  # type: ignore[arg-type]  # still open
+                    self.reference_ns = _boot.timestamps(os.fstat(file.fd))[0]  # type: ignore[arg-type]  # still open
                 except OSError:
                     pass
             return
@@ -729,6 +732,8 @@ def build(path: str, write: bool = True) -> DirCache:
     directory changed during the scan or too recently to tell a later change apart (then nothing
     is written either). Raises OSError when the directory cannot be listed.
     """
+    from . import _scan  # deferred: reading a cache needs no scanner
+
     target = _Target(path) if write else None
     try:
         norm = os.path.normcase(os.path.abspath(path))

@@ -542,11 +542,10 @@ def _refresh(paths: Iterable[str], opt_in: bool) -> int:
 
 def _stale_first(path: str) -> bool:
     # Whether the cache queries read first for ``path`` is out of date.
-    from . import _scan
 
     cache = _cache.load(path)
     try:
-        return cache is not None and cache.signature != _scan.dir_signature(os.stat(path))
+        return cache is not None and cache.signature != _boot.dir_signature(os.stat(path))
     except OSError:
         return False
 

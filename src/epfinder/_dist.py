@@ -12,7 +12,7 @@ import pathlib
 
 import _epfinder_boot as _boot
 
-from . import _scan, _serve
+from . import _serve
 from .errors import CacheError
 
 TYPE_CHECKING = False
@@ -52,7 +52,9 @@ def _entry(cache: DirCache, index: int) -> str:
     if value is _UNKNOWN:
         # The directory is unchanged (its signature matched), so a fresh listing puts the same
         # entry at the same place in search order.
-        value = _scan.list_metadata(cache.path)[0][index]
+        from ._startup_entries import list_metadata  # deferred: an unknown entry name is rare
+
+        value = list_metadata(cache.path)[0][index]
     return value
 
 

@@ -17,7 +17,7 @@ import time
 
 import _epfinder_boot as _boot
 
-from . import _cache, _record, _scan
+from . import _cache, _record
 from .errors import CacheError
 
 TYPE_CHECKING = False
@@ -225,7 +225,7 @@ def _plain_kind(path: str) -> tuple[str, str] | None:
 def _describes(cache: _cache.DirCache, st: os.stat_result, mode: str) -> bool:
     """Whether a cache still describes its directory as a query in ``mode`` would check it: the
     signature, and the watched entries (every entry in strict mode; docs/cache-format.md)."""
-    if cache.signature != _scan.dir_signature(st):
+    if cache.signature != _boot.dir_signature(st):
         return False
     try:
         return cache.stamps_match() if mode == "strict" else cache.watched_match()

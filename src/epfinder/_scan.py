@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from _epfinder_boot import normalize
+from _epfinder_boot import dir_signature, normalize, stamp
 
 from . import _startup_entries as entry_points_txt
 # is_metadata_child, list_metadata, lookup_key and normalize are also this module's to its callers.
@@ -65,21 +65,6 @@ def name_from_stem(stem: str) -> str | None:
     if ext not in (".dist-info", ".egg-info"):
         return None
     return filename.partition("-")[0]
-
-
-def timestamps(st: os.stat_result) -> tuple[int, int]:
-    """(mtime, ctime) in ns: the one place timestamps are read, so tests can coarsen the clock."""
-    return st.st_mtime_ns, st.st_ctime_ns
-
-
-def stamp(st: os.stat_result) -> list[int]:
-    """What identifies one version of a file or directory: inode, size and both timestamps."""
-    return [st.st_dev, st.st_ino, st.st_size, *timestamps(st)]
-
-
-def dir_signature(st: os.stat_result) -> list[int]:
-    """Freshness key of a directory. ctime catches an mtime put back by utime, tar or rsync."""
-    return [st.st_dev, st.st_ino, *timestamps(st)]
 
 
 class Unknown(Exception):

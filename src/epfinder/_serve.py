@@ -61,9 +61,9 @@ def served(path: str, recheck: bool = False) -> DirCache | None:
         return None
     # Deferred, like every import below epfinder._finder: `import importlib.metadata` in an enabled
     # process loads _finder and this module to patch the library, and only a query needs the rest.
-    from . import _cache, _scan
+    from . import _cache
 
-    signature = _scan.dir_signature(st)
+    signature = _boot.dir_signature(st)
     if state is not None and _usable(state, signature, mode, recheck):
         return state
     cache = _cache.load(path, st.st_uid)

@@ -33,11 +33,6 @@ _WATCHED_FILES = ("", "entry_points.txt", "METADATA", "PKG-INFO")
 _WAIT_S = 4.0
 
 
-def _stamp(st):
-    # type: (os.stat_result) -> list[int]
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
 def _read(entry, filename):
     # type: (str, str) -> tuple[str | None, str | None]
     """(text, problem): text None when absent; problem a short reason when it cannot be read."""
@@ -95,7 +90,7 @@ def _watch(path, child, watched):
     for name in _WATCHED_FILES:
         rel = os.path.join(child, name) if name else child
         try:
-            watched.append([rel, _stamp(os.stat(os.path.join(path, rel)))])
+            watched.append([rel, _boot.stamp(os.stat(os.path.join(path, rel)))])
         except OSError:
             pass  # created later: that changes the entry's own stamp
 
