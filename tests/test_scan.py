@@ -93,3 +93,23 @@ def test_entry_point_values_are_judged_as_entry_point_pattern_judges_them(value)
     from epfinder import _startup_entries
 
     assert _startup_entries.is_valid_value(value) == bool(re.compile(_startup_entries.PATTERN).match(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=25, unique=True), st.text(max_size=10))
+@example(["a", 'x"a', "x,\"a", "b\\a", "é"], "a")
+@example(["foo", "xfoo", "foox"], "oo")
+def test_one_key_of_the_cache_index_is_read_as_the_whole_index_gives_it(keys, other):
+    # version() reads one key of the index without decoding the rest: for every key, present or
+    # not, it must get what decoding the whole index gives.
+    from epfinder import _cache
+
+    records = [{"entry": f"d{i}.dist-info", "name": key, "version": "1", "normalized": key, "entry_points": [],
+                "stamps": [], "watch": False, "invalid": False} for i, key in enumerate(keys)]
+    index = {key: [i, 1] for i, key in enumerate(keys)}
+    data = _cache.encode("/some/dir", [1, 2, 3, 4], index, records)
+    for key in [*keys, other]:
+        one_key = _cache.DirCache("/some/dir", data).lookup(key)
+        whole = _cache.DirCache("/some/dir", data)
+        whole.index_keys()  # decoded whole: lookup() then reads the decoded index
+        assert one_key == whole.lookup(key) == (range(keys.index(key), keys.index(key) + 1) if key in keys else range(0))

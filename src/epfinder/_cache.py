@@ -139,7 +139,7 @@ class DirCache:
     """
 
     __slots__ = ("path", "signature", "count", "groups", "shadowed", "fast", "ambiguous", "trusted", "watched",
-                 "invalid", "generation", "_data", "_body", "_tables", "_parsed", "_dist_eps",
+                 "invalid", "generation", "_data", "_body", "_tables", "_parsed", "_index_line", "_dist_eps",
                  "_normset", "_watch")
 
     def __init__(self, path: str, data: bytes) -> None:
@@ -195,15 +195,20 @@ class DirCache:
         self._body = end + 1
         self._tables: dict[str, list[int]] = tables
         self._parsed: dict[str, Any] = {}
+        self._index_line: bytes | None = None  # checked once, searched by each lookup
         self._dist_eps: dict[int, list[tuple[str, str, str]]] | None = None
         self._normset: frozenset[str | None] | None = None
         self._watch: dict[int, tuple[list[str], int]] | None = None
 
-    def _decode(self, span: list[int], what: str, valid: Validator) -> Any:
+    def _line(self, span: list[int], what: str) -> bytes:
         start = self._body + span[0]
         line = self._data[start : start + span[1]]
         if zlib.crc32(line) != span[2]:
             raise CacheError(f"checksum mismatch in {what}")
+        return line
+
+    def _decode(self, span: list[int], what: str, valid: Validator) -> Any:
+        line = self._line(span, what)
         try:
             import json
 
@@ -250,12 +255,40 @@ class DirCache:
 
     def lookup(self, key: str) -> range:
         """Indices of the distributions Lookup files under ``key``, in search order."""
-        span = self._table("index", _valid_mapping).get(key)
+        if "index" not in self._parsed and key.isascii() and key.isprintable() and '"' not in key \
+                and "\\" not in key:
+            span = self._index_entry(key)
+        else:
+            span = self._table("index", _valid_mapping).get(key)
         if span is None:
             return range(0)
         if not _is_int_list(span, 2) or not 0 <= span[0] < span[0] + span[1] <= self.count:
             raise CacheError("index entry out of range")
         return range(span[0], span[0] + span[1])
+
+    def _index_entry(self, key: str) -> list[int] | None:
+        """The index's value for one key, without decoding the others.
+
+        version() among thousands of distributions needs one name, and decoding the whole index
+        cost more than reading the file (1.7 ms against 0.6 ms at 5,274 distributions). The
+        writer's compact, sorted, ASCII JSON (docs/cache-format.md) puts a key that JSON does not
+        escape at ``"key":[start,count]`` right after ``{`` or ``,``, and nowhere else: a quote
+        inside another key is escaped, so it follows a backslash.
+        """
+        line = self._index_line
+        if line is None:
+            line = self._index_line = self._line(self._tables["index"], "index")
+        needle = b'"' + key.encode("ascii") + b'":['
+        found = line.find(needle)
+        while found > 0 and line[found - 1] not in b"{,":
+            found = line.find(needle, found + 1)
+        if found < 0:
+            return None
+        start = found + len(needle)
+        fields = line[start : line.find(b"]", start)].split(b",")
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            raise CacheError("index entry is not [start, count]")
+        return [int(fields[0]), int(fields[1])]
 
     def group(self, name: str) -> Iterator[tuple[int, int, str, str]]:
         """An iterator of (dist, seq, name, value) over one group, in search order.
