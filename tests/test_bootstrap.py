@@ -7,6 +7,7 @@ built from this checkout, and child interpreters that start through real `site` 
 import json
 import os
 import shutil
+import sys
 
 import pytest
 
@@ -30,6 +31,10 @@ print(json.dumps({
     "dists": [d.metadata["Name"] for d in md.distributions()],
 }))
 """
+
+
+# What site imports to read the first .pth file of an environment, from 3.13 (utf-8-sig decoding).
+PTH_CODEC = {"encodings.utf_8_sig"} if sys.version_info >= (3, 13) else set()
 
 
 def ask(python, tmp_path, mode=None):
@@ -56,8 +61,9 @@ def test_install_pip_loop_and_clean_uninstall(venv, tmp_path):
     assert (site / "epfinder.pth").is_file()
     assert "already enabled" in run(python, "-m", "epfinder", "install", tmp_path=tmp_path).stdout
 
-    # Start-up imports nothing but epfinder's own start-up module, and atexit (built in: no file).
-    assert startup_modules(python, tmp_path) - plain_modules == {"_epfinder_boot", "atexit"}
+    # Start-up imports nothing but epfinder's own start-up module, atexit (built in: no file) and,
+    # from 3.13, the codec site imports to read any .pth file (the venv had none before install).
+    assert startup_modules(python, tmp_path) - plain_modules == {"_epfinder_boot", "atexit", *PTH_CODEC}
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
