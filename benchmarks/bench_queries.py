@@ -3,8 +3,10 @@
     python benchmarks/bench_queries.py [--runs 15] [--sizes 274,1274,5274] [--libraries stdlib,backport]
                                        [--backport 10.2.0] [--write docs/benchmarks.md]
 
-Each measurement is one fresh ``python -S`` child whose sys.path is the stdlib plus one
-site-packages of the given size; the child times its first query (importlib.metadata, or the
+Each measurement is one fresh ``python`` child of a venv made for that size (``--without-pip``,
+no ``.pth`` file), whose site-packages holds the distributions, so that epfinder sees it as the
+install location it is (its ``*.dist-info`` with RECORD are sealed, docs/cache-format.md); its
+sys.path is the stdlib plus that site-packages, and epfinder is imported from this checkout; the child times its first query (importlib.metadata, or the
 importlib_metadata backport, is imported before the clock starts, in both cases). Plain and epfinder runs alternate, and the table gives
 medians and their ratio. The syscall columns count the filesystem calls of one query under strace.
 Run it by hand; it is not part of the test suite.
@@ -13,6 +15,7 @@ Run it by hand; it is not part of the test suite.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +37,8 @@ QUERIES = {
 
 CHILD = """
 import os, sys, time
-sys.path.insert(0, {site!r})
+if {site!r} not in sys.path:
+    sys.path.insert(0, {site!r})
 sys.path.append({src!r})
 sys.path.extend({extra!r})
 if {enabled!r}:
@@ -71,7 +75,7 @@ def floor_pairs(site):
         "print(repr([(p, f) for p in sys.path if os.path.isabs(p) for f in _cache.candidate_files(p)"
         " if os.path.exists(f)]))"
     )
-    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([_python, "-c", code], capture_output=True, text=True, check=True)
     return eval(out.stdout)
 
 
@@ -88,15 +92,38 @@ def install_backport(work, version):
     _backport_dir = str(target)
 
 
+_python = sys.executable  # the venv of the size being measured
+_pycache = None  # bytecode of epfinder's source tree and the stdlib, kept out of the tree
+
+
+def size_venv(work, corpus, size):
+    """A venv whose site-packages holds ``size`` distributions: (python, site-packages)."""
+    venv = work / f"venv-{size}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    if size <= 274:
+        for child in os.listdir(corpus):
+            if not (site / child).exists():
+                shutil.copytree(corpus / child, site / child)
+    else:
+        cloned_tree(corpus, site, size)
+    return str(python), site
+
+
 def run_child(site, enabled, query, mark=False, floor=None, library="stdlib"):
     code = CHILD.format(
         site=str(site), src=SRC, enabled=enabled, query="floor()" if floor else query,
         mark=mark, floor=FLOOR.format(pairs=floor) if floor else "",
         library=LIBRARIES[library], extra=[_backport_dir] if library == "backport" else [],
     )
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    env.pop("EPFINDER_MODE", None)
-    cmd = [sys.executable, "-S", "-c", code]
+    # Bytecode is cached (outside the source tree), as an installed epfinder's is: a first query
+    # that compiled epfinder's modules would measure the compiler.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "EPFINDER_MODE")}
+    env["PYTHONPYCACHEPREFIX"] = _pycache
+    cmd = [_python, "-c", code]
     with tempfile.NamedTemporaryFile("r") as trace:
         if mark:
             cmd = ["strace", "-f", "-qq", "-e", "trace=%file,%desc", "-o", trace.name] + cmd
@@ -137,14 +164,16 @@ def main(argv=None):
     parser.add_argument("--write", help="also write the Markdown table to this file")
     args = parser.parse_args(argv)
 
+    global _python, _pycache
     work = Path(args.workdir)
+    _pycache = str(work / "pycache")
     libraries = args.libraries.split(",")
     if "backport" in libraries:
         install_backport(work, args.backport)
     corpus = corpus_tree(work / "corpus")
     rows = []
     for size in map(int, args.sizes.split(",")):
-        site = corpus if size <= 274 else cloned_tree(corpus, work / f"site-{size}" / "site-packages", size)
+        _python, site = size_venv(work, corpus, size)
         opt_in(site)
         run_child(site, True, "None")  # build the caches (scan + write)
         # Directories changed a moment ago are not trusted yet; wait them out once.

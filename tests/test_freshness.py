@@ -362,3 +362,27 @@ def test_a_forged_cache_the_owner_wrote_is_the_owners_business(tmp_path, served)
 
     assert listed() == ["alpha", "beta", "ghost"]
     assert epfinder.enable("strict") and listed() == ["alpha", "beta"], "strict checks each entry"
+
+
+def test_a_name_query_checks_only_the_distributions_it_finds(tmp_path, served, monkeypatch):
+    # Every entry of a folder that is not a site directory is watched (a `pip install --target`
+    # folder on PYTHONPATH, say). A search by name must not stat them all, which cost version()
+    # more than the plain scan, and must still see an edit inside the one it finds.
+    site = site_with(tmp_path, *[f"pkg{i}" for i in range(40)])
+    time.sleep(0.01)
+    assert len(names(site)) == 40
+    assert served_state(site) is not None and served_state(site).watched == 40
+
+    calls = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: calls.append(path) or real_stat(path, *a, **k))
+    (found,) = md.distributions(name="pkg7", path=[str(site)])
+    assert found.version == "1.0"
+    monkeypatch.setattr(os, "stat", real_stat)
+    assert len(calls) <= 8, calls  # the folder, and the files of pkg7 alone
+
+    metadata = site / "pkg7-1.0.dist-info" / "METADATA"
+    metadata.write_text(metadata.read_text().replace("Version: 1.0", "Version: 1.1"))
+    (found,) = md.distributions(name="pkg7", path=[str(site)])
+    assert found.version == "1.1", "an edit inside the watched entry it finds is seen"
+    assert [d.version for d in md.distributions(path=[str(site)]) if d.metadata["Name"] == "pkg7"] == ["1.1"]

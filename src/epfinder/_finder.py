@@ -89,7 +89,9 @@ def _search_path(md: ModuleType, path: str, prepared: Any) -> Iterable[Any]:
 
 def _search_cache(md: ModuleType, path: str, prepared: Any) -> Sequence[Any] | None:
     """The distributions the cache of ``path`` answers, or None when the plain search must."""
-    state = served_or_none(path)
+    # A search by name reads its distributions only through epfinder._dist, which checks each
+    # one's own files: the watched entries it does not find need no check (see _serve.served).
+    state = served_or_none(path, names_only=bool(prepared))
     if state is None:
         return None
     if state is NOTHING:

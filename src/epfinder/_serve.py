@@ -44,8 +44,16 @@ def debug() -> bool:
     return not sys.flags.ignore_environment and os.environ.get("EPFINDER_DEBUG") == "1"
 
 
-def served(path: str, recheck: bool = False) -> DirCache | None:
-    """The DirCache that answers for ``path``, or None when the plain scan must answer."""
+def served(path: str, recheck: bool = False, names_only: bool = False) -> DirCache | None:
+    """The DirCache that answers for ``path``, or None when the plain scan must answer.
+
+    ``names_only``: the caller looks distributions up by name and reads them only through
+    epfinder._dist, which checks each one's own files before answering from the cache. Which
+    entries a name finds depends on the listing alone (importlib.metadata's Lookup files entries
+    by their directory names), so the directory's signature is all that is checked here, not the
+    stamps of every watched entry: in a `pip install --target` folder on PYTHONPATH every entry is
+    watched, and checking them all cost version() more than the plain scan it replaces.
+    """
     if type(path) is not str or not os.path.isabs(path):
         return None
     mode = _boot.mode
@@ -64,10 +72,10 @@ def served(path: str, recheck: bool = False) -> DirCache | None:
     from . import _cache
 
     signature = _boot.dir_signature(st)
-    if state is not None and _usable(state, signature, mode, recheck):
+    if state is not None and _usable(state, signature, mode, recheck, names_only):
         return state
     cache = _cache.load(path, st.st_uid)
-    if cache is not None and _usable(cache, signature, mode, recheck):
+    if cache is not None and _usable(cache, signature, mode, recheck, names_only):
         _states[path] = cache
         return cache
     if mode == "only":
@@ -85,11 +93,13 @@ def served(path: str, recheck: bool = False) -> DirCache | None:
     return cache
 
 
-def _usable(cache: DirCache, signature: list[int], mode: str | None, recheck: bool) -> bool:
+def _usable(cache: DirCache, signature: list[int], mode: str | None, recheck: bool, names_only: bool = False) -> bool:
     if mode in ("trust", "only") and not recheck:
         return True
     if cache.signature != signature:
         return False
+    if names_only:
+        return True  # each distribution found checks its own files (epfinder._dist._read)
     try:
         return cache.stamps_match() if mode == "strict" else cache.watched_match()
     except CacheError:
@@ -107,9 +117,9 @@ def forget(path: str) -> None:
         pass
 
 
-def served_or_none(path: str, recheck: bool = False) -> DirCache | None:
+def served_or_none(path: str, recheck: bool = False, names_only: bool = False) -> DirCache | None:
     try:
-        state = served(path, recheck)
+        state = served(path, recheck, names_only)
         # Names that the stdlib of 3.15 and the backport normalize differently: plain code only.
         return None if state is not None and state is not NOTHING and state.ambiguous else state
     except Exception:
