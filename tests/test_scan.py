@@ -5,6 +5,7 @@ import importlib.metadata as md
 import importlib.metadata._adapters  # noqa: F401 - loaded on demand from 3.13; the test reads it
 import warnings
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,31 @@ def test_one_key_of_the_cache_index_is_read_as_the_whole_index_gives_it(keys, ot
         whole = _cache.DirCache("/some/dir", data)
         whole.index_keys()  # decoded whole: lookup() then reads the decoded index
         assert one_key == whole.lookup(key) == (range(keys.index(key), keys.index(key) + 1) if key in keys else range(0))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_cache_lines_decode_as_json_loads_decodes_them(value):
+    # The cache reader decodes its lines with json's C scanner, without importing json.
+    import json
+
+    from epfinder import _cache
+
+    line = _cache._dumps(value).encode("ascii")
+    assert _cache._loads(line) == json.loads(line) == value
+
+
+@pytest.mark.parametrize("line", [b"", b" [1]", b"[1] ", b"[1,", b"[1]x", b"NaN", '["\xc3\xa9"]'.encode("latin-1"),
+                                  b'{"a":}'])
+def test_a_cache_line_that_is_not_the_writers_json_is_refused(line):
+    from epfinder import _cache
+
+    with pytest.raises(ValueError):
+        _cache._loads(line)

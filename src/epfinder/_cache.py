@@ -61,6 +61,52 @@ _TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "s
 MAX_SIZE = 256 << 20
 
 
+class _DecoderSettings:
+    # What json.JSONDecoder() hands its scanner, for _loads().
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not in the cache format")
+
+
+_scan_once: Callable[[str, int], tuple[Any, int]] | None = None
+
+
+def _loads(data: bytes) -> Any:
+    """json.loads() of one line of a cache file, without importing json.
+
+    The json package imports re, enum, functools and collections: about 5 ms in a process that
+    has not loaded them (the application API). Its C scanner, _json.make_scanner, is what
+    json.loads() runs; it is set up here as JSONDecoder() sets it up. The writer's lines are ASCII
+    with no whitespace around the value, so anything else is refused (ValueError), where json.loads()
+    would strip it: such a file is not ours, and is rebuilt. Without _json (another implementation
+    of Python), json.loads() it is.
+    """
+    global _scan_once
+    if _scan_once is None:
+        try:
+            from _json import make_scanner
+        except ImportError:
+            import json
+
+            _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set by its __init__
+        else:
+            _scan_once = make_scanner(_DecoderSettings())  # type: ignore[arg-type]  # the settings it reads
+    text = data.decode("ascii")
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        raise ValueError("not a JSON value") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def stamps_digest(stamps: Stamps) -> int:
     """One number for the stat results of a distribution's metadata files (strict mode)."""
     return zlib.crc32(_dumps(stamps).encode("ascii"))
@@ -147,9 +193,7 @@ class DirCache:
         if end < 0:
             raise CacheError("no header line")
         try:
-            import json
-
-            header = json.loads(data[:end])
+            header = _loads(data[:end])
         except (ValueError, RecursionError):
             raise CacheError("the header is not JSON") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -210,9 +254,7 @@ class DirCache:
     def _decode(self, span: list[int], what: str, valid: Validator) -> Any:
         line = self._line(span, what)
         try:
-            import json
-
-            value = json.loads(line)
+            value = _loads(line)
         except (ValueError, RecursionError):
             raise CacheError(f"{what} is not JSON") from None
         if not valid(value, self.count):
