@@ -62,12 +62,14 @@ MAX_SIZE = 256 << 20
 
 
 class _DecoderSettings:
-    # What json.JSONDecoder() hands its scanner, for _loads().
+    # What json.JSONDecoder() hands its scanner, for _loads(): strict strings, no hooks. Any other
+    # setting a scanner reads is a hook, and absent (3.15 added array_hook).
     strict = True
-    object_hook = None
-    object_pairs_hook = None
     parse_float = float
     parse_int = int
+
+    def __getattr__(self, name: str) -> None:
+        return None
 
     @staticmethod
     def parse_constant(name: str) -> Any:
@@ -91,12 +93,12 @@ def _loads(data: bytes) -> Any:
     if _scan_once is None:
         try:
             from _json import make_scanner
-        except ImportError:
+
+            _scan_once = make_scanner(_DecoderSettings())  # type: ignore[arg-type]  # the settings it reads
+        except Exception:  # another implementation, or a scanner that wants what this does not give
             import json
 
             _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set by its __init__
-        else:
-            _scan_once = make_scanner(_DecoderSettings())  # type: ignore[arg-type]  # the settings it reads
     text = data.decode("ascii")
     try:
         value, end = _scan_once(text, 0)
