@@ -23,6 +23,7 @@ wall-clock medians, the median of the per-round on/off ratios, and (once per cel
 """
 
 import argparse
+import hashlib
 import os
 import random
 import re
@@ -35,6 +36,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from trees import build_wheel, child_env, corpus_tree  # noqa: E402
 
@@ -97,15 +99,43 @@ def base_venv(work, python_exe):
     stamp = venv / ".bench-built"
     python = venv / "bin" / "python"
     if stamp.exists():
-        return python
+        return current_epfinder(work, python)
     shutil.rmtree(venv, ignore_errors=True)
     run([python_exe, "-m", "venv", venv])
     run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *REQUIREMENTS])
-    wheel = build_wheel(work / "wheel")
-    run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", wheel])
-    run([python, "-m", "epfinder", "install"], capture_output=True)
     stamp.write_text(" ".join(REQUIREMENTS) + "\n")
+    return current_epfinder(work, python)
+
+
+def checkout_fingerprint():
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src").rglob("*.py")) + [ROOT / "pyproject.toml"]:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def current_epfinder(work, python, refresh=False):
+    """Have ``python``'s venv run this checkout's epfinder, enabled.
+
+    The venvs are built once and kept; without this, a later run measures whatever epfinder was
+    installed when they were built (which once made a whole table measure an older reader).
+    """
+    stamp = Path(python).parents[1] / ".bench-epfinder"
+    fingerprint = checkout_fingerprint()
+    if stamp.exists() and stamp.read_text().strip() == fingerprint:
+        return python
+    if fingerprint not in _WHEELS:
+        _WHEELS[fingerprint] = build_wheel(work / "wheel")
+    run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+         "--force-reinstall", _WHEELS[fingerprint]])
+    run([python, "-m", "epfinder", "install"], capture_output=True)
+    if refresh:
+        run([python, "-m", "epfinder", "refresh"], capture_output=True)
+    stamp.write_text(fingerprint + "\n")
     return python
+
+
+_WHEELS = {}
 
 
 def rename_groups(info):
@@ -160,7 +190,7 @@ def sized_venv(work, base_python, corpus, total):
     python = venv / "bin" / "python"
     stamp = venv / ".bench-built"
     if stamp.exists():
-        return python
+        return current_epfinder(work, python, refresh=True)
     shutil.rmtree(venv, ignore_errors=True)
     shutil.copytree(base, venv, symlinks=True)
     (venv / ".bench-built").unlink(missing_ok=True)
