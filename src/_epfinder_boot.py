@@ -169,18 +169,18 @@ def find_distributions(*args, **kwargs):
     # type: (*Any, **Any) -> Any
     # Stands in for PathFinder.find_distributions while epfinder is on.
     try:
-        _finder = handover("_finder")
+        query = handover("_cache")
     except ImportError:
         # The package was deleted under a running configuration: answer as the stdlib would.
         return _saved["find_distributions"].__get__(None, _path_finder())(*args, **kwargs)
-    return _finder.find_distributions(*args, **kwargs)
+    return query.find_distributions(*args, **kwargs)
 
 
 class MetadataImportHook:
     # A meta path entry that finds nothing: it finishes importlib.metadata and the importlib_metadata
     # backport as they are imported and forwards importlib.invalidate_caches() to epfinder.
     #
-    # The backport is patched as it is imported (epfinder._finder.patching_spec): its finder must
+    # The backport is patched as it is imported (epfinder._cache.patching_spec): its finder must
     # be served before anything asks it. importlib.metadata only gets stand-ins here, which load
     # epfinder on their first call: many programs import it and never ask it anything, and should
     # not pay for loading epfinder (docs/programs.md).
@@ -200,23 +200,23 @@ class MetadataImportHook:
                         return spec
             return None
         try:
-            patching_spec = handover("_finder").patching_spec
+            patching_spec = handover("_cache").patching_spec
         except Exception:
             return None  # the package is gone: importlib_metadata imports as usual
         return patching_spec(self, fullname, path, target)
 
     def invalidate_caches(self):
         # type: () -> None
-        serve = loaded("_serve")
-        if serve is not None:
-            serve.invalidate()
+        query = loaded("_cache")
+        if query is not None:
+            query.invalidate()
 
 
 def _patch(module):
     # type: (ModuleType) -> None
     _restore(module)
     try:
-        handover("_finder").patch_module(module)
+        handover("_cache").patch_module(module)
     except Exception:
         pass  # unpatched is merely slower: the finder alone still answers every query right
 
@@ -251,7 +251,7 @@ _deferred = {}  # type: dict[ModuleType, list[tuple[Any, str, Any, Any]]]
 
 def _defer(md):
     # type: (ModuleType) -> None
-    # The functions epfinder._finder.patch_module replaces, each with a stand-in that, on its
+    # The functions epfinder._cache.patch_module replaces, each with a stand-in that, on its
     # first call, puts every original back, lets patch_module do its work, and calls the result.
     placed = []  # type: list[tuple[Any, str, Any, Any]]
     for owner, name in ((md, "entry_points"), (md, "packages_distributions"),
@@ -317,9 +317,9 @@ def enable(new_mode=None):
         _saved["at_exit"] = True
     if mode != new_mode:
         mode = new_mode
-        serve = loaded("_serve")
-        if serve is not None:
-            serve.invalidate()
+        query = loaded("_cache")
+        if query is not None:
+            query.invalidate()
     for name in MetadataImportHook.watched:
         if name in sys.modules:
             _patch(sys.modules[name])
@@ -354,12 +354,10 @@ def disable():
             path_finder.find_distributions = original
     for md in list(_deferred):
         _restore(md)
-    finder = loaded("_finder")
-    if finder is not None:
-        finder.unpatch_all()
-    serve = loaded("_serve")
-    if serve is not None:
-        serve.invalidate()
+    query = loaded("_cache")
+    if query is not None:
+        query.unpatch_all()
+        query.invalidate()
 
 
 # --- startup hooks --------------------------------------------------------------------------------

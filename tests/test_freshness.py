@@ -11,7 +11,7 @@ import pytest
 
 import _epfinder_boot as boot
 import epfinder
-from epfinder import _cache, _scan, _serve
+from epfinder import _cache, _scan
 from helpers import dist_info, write_tree
 
 
@@ -38,7 +38,7 @@ def add(site, name):
 
 
 def served_state(site):
-    return _serve._states.get(str(site))
+    return _cache._states.get(str(site))
 
 
 def test_install_and_uninstall_seen_by_the_next_query(tmp_path, served):
@@ -64,7 +64,7 @@ def test_restored_mtime_is_caught_by_ctime(tmp_path, served):
     assert os.stat(site).st_mtime_ns == before.st_mtime_ns
     assert names(site) == ["alpha", "beta"]
     # and a fresh interpreter reading the cache file agrees
-    _serve.invalidate()
+    _cache.invalidate()
     assert names(site) == ["alpha", "beta"]
 
 
@@ -161,7 +161,7 @@ def test_strict_mode_sees_an_in_place_edit(tmp_path, served):
         f.write("extra = alpha:extra\n")
     assert eps(site) == ["alpha", "extra"]
     epfinder.enable("auto")
-    _serve.invalidate()
+    _cache.invalidate()
     assert eps(site) == ["alpha", "extra"]
 
 
@@ -284,7 +284,7 @@ def test_a_bad_cache_file_is_replaced_by_a_scan(tmp_path, served, kind):
         os.mkfifo(file)
     else:
         open(file, "wb").write(good[: len(good) - 40])
-    _serve.invalidate()
+    _cache.invalidate()
     assert names(site) == ["alpha", "beta"]
     assert eps(site) == ["alpha", "beta"]
     assert [d.version for d in md.distributions(name="beta", path=[str(site)])] == ["1.0"]

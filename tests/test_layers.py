@@ -21,9 +21,9 @@ LAYERS = [
     ("every start", ["_epfinder_boot"]),
     ("a start after a site directory changed", [
         "epfinder._startup_entries", "epfinder._startup_atomic", "epfinder._startup_table"]),
-    ("files", ["epfinder.errors", "epfinder._scan", "epfinder._cache", "epfinder._startup_costs"]),
-    ("which cache serves a path", ["epfinder._serve", "epfinder._dist"]),
-    ("the library", ["epfinder._packages", "epfinder._finder", "epfinder._app", "epfinder._api", "epfinder"]),
+    ("the scanner", ["epfinder._scan"]),
+    ("what a metadata query loads", ["epfinder._cache"]),
+    ("the library", ["epfinder._packages", "epfinder._app", "epfinder._api", "epfinder._startup_costs", "epfinder"]),
     ("the command line tool", ["epfinder._report", "epfinder._record", "epfinder._audit", "epfinder._cli",
                                "epfinder.__main__"]),
 ]
@@ -40,9 +40,14 @@ START_STDLIB = {
 # A traced start (EPFINDER_TRACE=1) writes the hooks' costs to the per-user cache folder, which
 # epfinder._cache knows; no other start-up module reaches outside the start-up files.
 START_EXCEPTIONS = {("epfinder._startup_costs", "epfinder._cache")}
+# Package code that reaches up through _epfinder_boot.handover() instead of an import, and why.
+UPWARD_HANDOVERS = {
+    ("epfinder._cache", "_packages"): "the first packages_distributions() call; _packages reads the caches "
+                                      "through _cache, so an import would close a cycle",
+}
 # The modules that start-up code hands over to, and why.
 HANDOVERS = {
-    "_finder": "the first metadata query, and importlib.metadata being imported",
+    "_cache": "the first metadata query, and importlib.metadata being imported",
     "_startup_table": "a site directory changed since the hook table was written",
     "_startup_costs": "a start under EPFINDER_TRACE=1 keeps what it measured",
 }
@@ -177,6 +182,20 @@ def test_start_up_hands_over_to_the_package_in_one_place():
     }
     assert handed == set(HANDOVERS)
     assert all(f"epfinder.{t}" in FILES for t in targets)
+
+
+def test_package_code_reaches_up_only_through_the_listed_handovers():
+    found = set()
+    for name, tree in TREES.items():
+        if name == "_epfinder_boot":
+            continue
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "handover":
+                assert isinstance(call.args[0], ast.Constant), f"{name}: handover() of a computed name"
+                found.add((name, call.args[0].value))
+    assert found == set(UPWARD_HANDOVERS)
+    for name, target in found:
+        assert LAYER[f"epfinder.{target}"] > LAYER[name], "a handover to a lower layer is an import"
 
 
 def test_the_package_init_imports_nothing_at_import():

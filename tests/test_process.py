@@ -4,9 +4,11 @@ place on every supported Python, and disabling it leaves the process as it was."
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
+from epfinder import _cache
 from helpers import EPFINDER_ROOT, dist_info, write_tree
 
 
@@ -96,7 +98,7 @@ def test_exit_handlers_get_the_same_answers_and_epfinder_is_out_before_teardown(
 @pytest.mark.parametrize("mode", ["bogus", "", "AUTO"])
 def test_unknown_mode_is_a_clear_error(mode):
     import epfinder
-    from epfinder.errors import EpfinderError
+    from epfinder import EpfinderError
 
     with pytest.raises(EpfinderError, match="unknown epfinder mode") as info:
         epfinder.enable(mode or "none")
@@ -167,3 +169,30 @@ def test_version_and_distribution_parse_no_metadata_file():
     answers, parsed = child(VERSION)
     assert answers == ["1.0", "1.0"]
     assert parsed is False
+
+
+def test_a_query_with_fresh_caches_loads_one_module_of_epfinder(tmp_path):
+    # What a metadata query costs a program is mostly what it loads: on slow storage each module
+    # file is tens of round trips. With every cache fresh, importlib.metadata's first query loads
+    # epfinder._cache and nothing else of epfinder: not json, the scanner or __future__.
+    write_tree(tmp_path, {**dist_info("alpha", "1.0", "[console_scripts]\nalpha = alpha:main\n"),
+                          **dist_info("beta", "2.0", "[console_scripts]\nbeta = beta:main\n")})
+    # Settled (the racy rule of a per-user cache: everything older than its margin), so that the
+    # first query writes the cache of this folder.
+    time.sleep(_cache.WALL_CLOCK_MARGIN_NS / 1e9 + 0.5)
+    code = (
+        f"sys.path.append({str(tmp_path)!r})\n"
+        "import epfinder; epfinder.enable()\n"
+        "import importlib.metadata as md\n"
+        "before = set(sys.modules)\n"
+        "answers = [md.version('beta'), sorted(e.name for e in md.entry_points(group='console_scripts'))]\n"
+        "loaded = sorted(set(sys.modules) - before)\n"
+        "import json as _j; print(_j.dumps([answers, loaded]))\n"
+    )
+    first_answers, first_loaded = child(code)  # writes every cache
+    assert "epfinder._scan" in first_loaded
+    answers, loaded = child(code)
+    assert answers == first_answers and answers[0] == "2.0" and {"alpha", "beta"} <= set(answers[1])
+    ours = [m for m in loaded if m.partition(".")[0] in ("epfinder", "_epfinder_boot")]
+    assert ours == ["epfinder._cache"], loaded  # `import epfinder` above loaded the package
+    assert not {"json", "re", "__future__", "epfinder._scan", "email"} & set(loaded), loaded

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import _epfinder_boot as boot
 import epfinder
-from epfinder import _cache, _scan, _serve
+from epfinder import _cache, _scan
 from helpers import EPFINDER_ROOT, _first_difference, child_env, dist_info, full_path, write_tree
 from probe import ask_everything
 
@@ -287,12 +287,12 @@ def test_a_write_that_fails_leaves_nothing_half_written(tmp_path, served, monkey
         injected.append(dst)
         raise OSError(fault, os.strerror(fault))
 
-    _serve.invalidate()
+    _cache.invalidate()
     monkeypatch.setattr(os, "replace", failing_replace)
     assert answers(site) == plain_answers(site)
     monkeypatch.setattr(os, "replace", real_replace)
     assert leftovers(site / _cache.SUBDIR, _cache.user_cache_root()) == []
-    _serve.invalidate()
+    _cache.invalidate()
     assert answers(site) == plain_answers(site)
     assert os.path.exists(_cache.in_directory_file(str(site))), "written once the fault is gone"
 
@@ -303,7 +303,7 @@ def test_no_place_to_write_a_cache(tmp_path, served, monkeypatch):
     (tmp_path / "xdg-file").write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-file"))  # a file, not a folder
     for _ in range(2):
-        _serve.invalidate()
+        _cache.invalidate()
         assert answers(site) == plain_answers(site) == [("alpha", "1.0", ["a"])]
 
 
@@ -320,7 +320,7 @@ def test_read_only_directory(tmp_path, served, monkeypatch):
     monkeypatch.setattr(os, "open", read_only)
     assert answers(site) == plain_answers(site)
     time.sleep(_cache.WALL_CLOCK_MARGIN_NS / 1e9)  # per-user files take the wall clock's 3 s margin
-    _serve.invalidate()
+    _cache.invalidate()
     assert answers(site) == plain_answers(site)
     assert os.listdir(site / _cache.SUBDIR) == []
     assert [f for f in os.listdir(_cache.user_cache_root()) if f.endswith(".jsonl")], "per-user cache"
@@ -361,7 +361,7 @@ def test_a_distribution_deleted_between_listing_and_reading(tmp_path, served, mo
     assert deleted
     cache = _cache.load(str(site))
     assert cache is None or "beta-2.0.dist-info" not in [cache.entry(i) for i in range(cache.count)]
-    _serve.invalidate()
+    _cache.invalidate()
     assert answers(site) == plain_answers(site) == [("alpha", "1.0", ["a"])]
 
 
@@ -395,7 +395,7 @@ def test_random_metadata_gets_the_plain_answers(tmp_path_factory, monkeypatch, e
     try:
         cold = ask_everything(md, names)
         assert os.path.exists(_cache.in_directory_file(str(site)))
-        _serve.invalidate()  # the next ask reads the cache file a cold start wrote
+        _cache.invalidate()  # the next ask reads the cache file a cold start wrote
         warm = ask_everything(md, names)
     finally:
         epfinder.disable()

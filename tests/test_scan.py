@@ -142,3 +142,20 @@ def test_a_cache_line_that_is_not_the_writers_json_is_refused(line):
 
     with pytest.raises(ValueError):
         _cache._loads(line)
+
+
+STAMP_NAMES = st.sampled_from([".", "METADATA", "PKG-INFO", "entry_points.txt", "RECORD", "top_level.txt"]) | st.text(max_size=6)
+STAMPS = st.lists(st.tuples(STAMP_NAMES, st.none() | st.lists(st.integers(-1, 2**64) | st.booleans(), max_size=5)),
+                  max_size=6).map(lambda pairs: [list(pair) for pair in pairs])
+
+
+@settings(max_examples=300, deadline=None)
+@given(STAMPS)
+def test_the_stamps_digest_is_the_crc_of_their_json_written_without_json(stamps):
+    # A watched distribution's stamps are checked at every query; their digest is written without
+    # json (5 M instructions to load), and must stay the crc32 of the cache writer's JSON of them.
+    import zlib
+
+    from epfinder import _cache
+
+    assert _cache.stamps_digest(stamps) == zlib.crc32(_cache._dumps(stamps).encode("ascii"))

@@ -1,6 +1,7 @@
 """Cached importlib.metadata: per-directory metadata caches and startup entry points."""
 
-__all__ = ["enable", "disable", "current_mode", "refresh", "MODES", "entry_points", "version"]
+__all__ = ["enable", "disable", "current_mode", "refresh", "MODES", "entry_points", "version",
+           "EpfinderError", "CacheError", "ModeError"]
 
 # The name installers know this distribution by: ``pip install importlib-metadata-cache``.
 DISTRIBUTION = "importlib-metadata-cache"
@@ -14,6 +15,10 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from epfinder import _app
 
         return _app.version(DISTRIBUTION) if name == "__version__" else getattr(_app, name)
+    if name in ("EpfinderError", "CacheError", "ModeError"):
+        from epfinder import _cache  # the one module a query loads holds them
+
+        return getattr(_cache, name)
     if name in __all__:
         from epfinder import _api
 

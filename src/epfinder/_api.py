@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import _epfinder_boot as _boot
-from .errors import ModeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,6 +20,8 @@ def enable(mode: str | None = None) -> str | None:
     try:
         return _boot.enable(mode)
     except ValueError as exc:
+        from ._cache import ModeError  # only for a wrong mode: enable() itself loads nothing
+
         raise ModeError(str(exc)) from None
 
 
@@ -72,7 +73,5 @@ def refresh(paths: Iterable[str] | None = None, wait: bool = False, opt_in: bool
                 done[path] = cache.count if cache.trusted else None
                 break
             time.sleep(0.05)
-    serve = sys.modules.get("epfinder._serve")
-    if serve is not None:
-        serve.invalidate()
+    _cache.invalidate()
     return done

@@ -16,8 +16,7 @@ import sys
 
 import _epfinder_boot as _boot
 
-from . import _scan, _serve
-from .errors import CacheError
+from . import _cache, _scan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -149,8 +148,8 @@ def _cached_directories() -> Iterator[tuple[str, DirCache]]:
             if any(_scan.is_metadata_child(c) for c in children):
                 raise _Fallback
             continue
-        state = _serve.served_or_none(path)
-        if state is _serve.NOTHING:
+        state = _cache.served_or_none(path)
+        if state is _cache.NOTHING:
             continue
         if state is None:
             if os.path.exists(path):
@@ -169,30 +168,30 @@ def entry_points(group: str | None = None, name: str | None = None) -> tuple[Ent
     EntryPoint, each with ``name``, ``value``, ``group``, ``module``, ``attr``, ``extras``, ``dist``
     (``dist.name``, ``dist.version``) and ``load()``.
     """
-    want_group = _serve.MISSING if group is None else group
-    want_name = _serve.MISSING if name is None else name
+    want_group = _cache.MISSING if group is None else group
+    want_name = _cache.MISSING if name is None else name
 
     def wanted(ep_group: str, ep_name: str) -> bool:
-        return ((want_group is _serve.MISSING or want_group == ep_group)
-                and (want_name is _serve.MISSING or want_name == ep_name))
+        return ((want_group is _cache.MISSING or want_group == ep_group)
+                and (want_name is _cache.MISSING or want_name == ep_name))
 
     found: list[EntryPoint] | None
     try:
         found = []
-        dedup = _serve.Dedup()
+        dedup = _cache.Dedup()
         for _path, state in _cached_directories():
             if not state.fast or state.invalid:
                 # An invalid value: the library may refuse it (importlib_metadata 8.7+, 3.15),
                 # and then its entry_points() raises; let it decide.
                 raise _Fallback
             dists: dict[int, Distribution] = {}
-            for d, g, n, v in _serve.group_entries(state, want_group, want_name, wanted, dedup):
+            for d, g, n, v in _cache.group_entries(state, want_group, want_name, wanted, dedup):
                 dist = dists.get(d)
                 if dist is None:
                     dist = dists[d] = Distribution((state, d))
                 found.append(EntryPoint(n, v, g, dist))
             dedup.caches.append(state)
-    except (_Fallback, CacheError):
+    except (_Fallback, _cache.CacheError):
         found = None
     if found is None:  # outside the except block: the plain exception reaches the caller unchained
         found = _plain_entry_points(wanted)
@@ -218,7 +217,7 @@ def version(distribution_name: str) -> str:
                 return value
         if _boot.mode == "trust":
             raise _Fallback  # trust may not know a name installed since; the plain search does
-    except (_Fallback, CacheError):
+    except (_Fallback, _cache.CacheError):
         pass
     # Deferred: the slow path, and the exception callers catch, are importlib.metadata's.
     import importlib.metadata

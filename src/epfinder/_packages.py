@@ -19,8 +19,7 @@ import zlib
 
 import _epfinder_boot as _boot
 
-from . import _cache, _serve, _startup_atomic
-from ._dist import distribution_class
+from . import _cache, _startup_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -178,20 +177,20 @@ def serve(md: ModuleType, shape: Shape) -> dict[str, list[str]]:
 
     context = md.DistributionFinder.Context()
     for resolver in md.Distribution._discover_resolvers():
-        lib = _serve.library_of(resolver)
+        lib = _cache.library_of(resolver)
         if lib is None:
             for dist in resolver(context):
                 add(dist, names_in_order(dist))
             continue
-        cls = distribution_class(lib)
+        cls = _cache.distribution_class(lib)
         everything = lib.Prepared(None)
         tag = flavour(md, lib)
         for path in context.path:
-            state = _serve.served_or_none(path)
-            if state is _serve.NOTHING:
+            state = _cache.served_or_none(path)
+            if state is _cache.NOTHING:
                 continue
             if state is None:
-                for dist in _serve.plain(lib, path, everything):
+                for dist in _cache.plain(lib, path, everything):
                     add(dist, names_in_order(dist))
                 continue
             for i, names in enumerate(_names_of_directory(state, cls, tag, names_for)):
@@ -212,10 +211,10 @@ def make_packages_distributions(
     discovery: tuple[object, ...] | None = None,
 ) -> Callable[[], dict[str, list[str]]]:
     if discovery is None:
-        discovery = _serve.discovery(md)
+        discovery = _cache.plain_discovery(md)
 
     def packages_distributions() -> dict[str, list[str]]:
-        if _boot.mode is None or discovery != _serve.discovery(md):
+        if _boot.mode is None or discovery != _cache.plain_discovery(md):
             return original()
         raised = None
         try:
@@ -223,7 +222,7 @@ def make_packages_distributions(
         except _Raised as plain:
             raised = plain.exc
         except Exception:
-            if _serve.debug():
+            if _cache.debug():
                 raise
         if raised is not None:
             raise raised  # what the plain call raises, without reading every file again to raise it

@@ -18,7 +18,6 @@ import time
 import _epfinder_boot as _boot
 
 from . import _cache, _record
-from .errors import CacheError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -198,7 +197,7 @@ def _find_cache(
             entry_points = sum(sum(1 for _ in cache.group(g)) for g in cache.groups)
             tables(cache)
             return cache, file, entry_points, problem
-        except CacheError as exc:
+        except _cache.CacheError as exc:
             problem = problem or ("corrupt", file, str(exc))
     return None, None, None, problem
 
@@ -229,7 +228,7 @@ def _describes(cache: _cache.DirCache, st: os.stat_result, mode: str) -> bool:
         return False
     try:
         return cache.stamps_match() if mode == "strict" else cache.watched_match()
-    except CacheError:
+    except _cache.CacheError:
         return False
 
 
