@@ -9,14 +9,12 @@ sys.meta_path), the answer comes from importlib.metadata itself, with the same s
 and deduplication, so the result never depends on which way it was computed.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
 import _epfinder_boot as _boot
 
-from . import _cache, _scan
+from . import _cache, _startup_entries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,12 +36,12 @@ class Distribution:
     __slots__ = ("_source", "_values")
 
     def __init__(
-        self, source: tuple[DirCache, int] | importlib.metadata.Distribution, values: tuple[str, str] | None = None
+        self, source: "tuple[DirCache, int] | importlib.metadata.Distribution", values: "tuple[str, str] | None" = None
     ) -> None:
         self._source = source  # (DirCache, index), or an importlib.metadata distribution
         self._values = values
 
-    def _get(self) -> tuple[str, str]:
+    def _get(self) -> "tuple[str, str]":
         if self._values is None:
             source = self._source
             if isinstance(source, tuple):
@@ -74,10 +72,10 @@ class EntryPoint:
 
     __slots__ = ("name", "value", "group", "dist")
 
-    def __init__(self, name: str, value: str, group: str, dist: Distribution) -> None:
+    def __init__(self, name: str, value: str, group: str, dist: "Distribution") -> None:
         self.name, self.value, self.group, self.dist = name, value, group, dist
 
-    def _match(self) -> Match[str]:
+    def _match(self) -> "Match[str]":
         import re
 
         match = re.match(_PATTERN, self.value)
@@ -90,16 +88,16 @@ class EntryPoint:
         return self._match().group("module")
 
     @property
-    def attr(self) -> str | None:
+    def attr(self) -> "str | None":
         return self._match().group("attr")
 
     @property
-    def extras(self) -> list[str]:
+    def extras(self) -> "list[str]":
         import re
 
         return re.findall(r"\w+", self._match().group("extras") or "")
 
-    def load(self) -> Any:
+    def load(self) -> "Any":
         """Import the module and return the object the value names, as EntryPoint.load does."""
         match = self._match()
         __import__(match.group("module"))
@@ -108,7 +106,7 @@ class EntryPoint:
             target = getattr(target, attr)
         return target
 
-    def _key(self) -> tuple[str, str, str]:
+    def _key(self) -> "tuple[str, str, str]":
         return self.name, self.value, self.group
 
     def __eq__(self, other: object) -> bool:
@@ -133,7 +131,7 @@ def _other_finders() -> bool:
     ) or getattr(path_finder, "find_distributions", None) is None
 
 
-def _cached_directories() -> Iterator[tuple[str, DirCache]]:
+def _cached_directories() -> "Iterator[tuple[str, DirCache]]":
     """(path, DirCache) for every sys.path entry that holds metadata; _Fallback if one is not cached."""
     if _other_finders():
         raise _Fallback
@@ -145,7 +143,7 @@ def _cached_directories() -> Iterator[tuple[str, DirCache]]:
                 children = os.listdir(path or ".")
             except OSError:
                 continue  # FastPath finds nothing in what it cannot list
-            if any(_scan.is_metadata_child(c) for c in children):
+            if any(_startup_entries.is_metadata_child(c) for c in children):
                 raise _Fallback
             continue
         state = _cache.served_or_none(path)
@@ -159,7 +157,7 @@ def _cached_directories() -> Iterator[tuple[str, DirCache]]:
         yield path, state
 
 
-def entry_points(group: str | None = None, name: str | None = None) -> tuple[EntryPoint, ...]:
+def entry_points(group: "str | None" = None, name: "str | None" = None) -> "tuple[EntryPoint, ...]":
     """The entry points ``importlib.metadata.entry_points(group=group, name=name)`` would select.
 
     In the same order and with the same deduplication (the first distribution of a name on
@@ -175,7 +173,7 @@ def entry_points(group: str | None = None, name: str | None = None) -> tuple[Ent
         return ((want_group is _cache.MISSING or want_group == ep_group)
                 and (want_name is _cache.MISSING or want_name == ep_name))
 
-    found: list[EntryPoint] | None
+    found: "list[EntryPoint] | None"
     try:
         found = []
         dedup = _cache.Dedup()
@@ -184,7 +182,7 @@ def entry_points(group: str | None = None, name: str | None = None) -> tuple[Ent
                 # An invalid value: the library may refuse it (importlib_metadata 8.7+, 3.15),
                 # and then its entry_points() raises; let it decide.
                 raise _Fallback
-            dists: dict[int, Distribution] = {}
+            dists: "dict[int, Distribution]" = {}
             for d, g, n, v in _cache.group_entries(state, want_group, want_name, wanted, dedup):
                 dist = dists.get(d)
                 if dist is None:
@@ -205,9 +203,9 @@ def entry_points(group: str | None = None, name: str | None = None) -> tuple[Ent
 def version(distribution_name: str) -> str:
     """``importlib.metadata.version(distribution_name)``; raises its PackageNotFoundError."""
     try:
-        if type(distribution_name) is not str or not distribution_name or not _scan.normalizes_alike(distribution_name):
+        if type(distribution_name) is not str or not distribution_name or not _startup_entries.normalizes_alike(distribution_name):
             raise _Fallback  # importlib.metadata's own ValueError, or its own normalization
-        normalized = _scan.normalize(distribution_name)
+        normalized = _boot.normalize(distribution_name)
         for _path, state in _cached_directories():
             indices = state.lookup(normalized)
             if indices:
@@ -225,12 +223,12 @@ def version(distribution_name: str) -> str:
     return importlib.metadata.version(distribution_name)
 
 
-def _plain_entry_points(wanted: Callable[[str, str], bool]) -> list[EntryPoint]:
+def _plain_entry_points(wanted: "Callable[[str, str], bool]") -> "list[EntryPoint]":
     # Deferred: only when the caches cannot answer.
     import importlib.metadata as md
 
-    found: list[EntryPoint]
-    seen: set[str]
+    found: "list[EntryPoint]"
+    seen: "set[str]"
     found, seen = [], set()
     for dist in md.distributions():
         normalized = dist._normalized_name  # type: ignore[attr-defined]  # private, in every supported version
@@ -243,7 +241,7 @@ def _plain_entry_points(wanted: Callable[[str, str], bool]) -> list[EntryPoint]:
     return found
 
 
-def _plain_distribution(cache: DirCache, index: int) -> importlib.metadata.PathDistribution:
+def _plain_distribution(cache: "DirCache", index: int) -> "importlib.metadata.PathDistribution":
     import importlib.metadata as md
     import pathlib
 

@@ -32,7 +32,6 @@ is built or discarded; json only to write one.
 """
 
 import itertools
-import operator
 import os
 import stat
 import sys
@@ -1416,7 +1415,9 @@ def _patch_prefer_valid(md: "ModuleType") -> None:
     trap, missing, bucket = names["ExceptionTrap"], names["MetadataNotFound"], names["bucket"]
 
     def _prefer_valid(dists: "Iterable[Any]") -> "Iterator[Any]":
-        has_metadata = trap(missing).passes(operator.attrgetter("metadata"))
+        from operator import attrgetter  # here: importlib.metadata has loaded it
+
+        has_metadata = trap(missing).passes(attrgetter("metadata"))
 
         def check(dist: "Any") -> bool:
             known = getattr(dist, "_epfinder_has_metadata", None)
@@ -1545,9 +1546,10 @@ def _collect(md: "ModuleType", params: "dict[str, Any]", require_metadata: bool 
     distribution without metadata to the end), it raises _MetadataMissing on meeting one, since
     then the order differs; such environments are answered by the plain function.
     """
+    from operator import eq  # here: importlib.metadata has loaded it; the application API needs none
+
     group = params.get("group", MISSING)
     name = params.get("name", MISSING)
-    eq = operator.eq
 
     def wanted(ep_group: str, ep_name: str) -> bool:
         return (group is MISSING or eq(group, ep_group)) and (name is MISSING or eq(name, ep_name))

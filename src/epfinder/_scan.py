@@ -19,6 +19,7 @@ from _epfinder_boot import dir_signature, normalize, stamp
 from . import _startup_entries as entry_points_txt
 # is_metadata_child, list_metadata, lookup_key and normalize are also this module's to its callers.
 from ._startup_entries import SIDE_INPUTS, is_metadata_child, is_sealed, list_metadata, lookup_key  # noqa: F401
+from ._startup_entries import normalizes_alike  # noqa: F401
 from ._startup_entries import header_values
 
 TYPE_CHECKING = False
@@ -43,21 +44,6 @@ if TYPE_CHECKING:
 # The exceptions PathDistribution.read_text swallows (returning None); any other error propagates
 # to the caller of importlib.metadata, so the scanner records such a value as unknown instead.
 _ABSENT = (FileNotFoundError, IsADirectoryError, KeyError, NotADirectoryError, PermissionError)
-
-def normalize_lowered_first(name: str) -> str:
-    """Prepared.normalize of Python 3.15, which lowers the case before it replaces separators."""
-    value = name.lower().replace("-", "_").replace(".", "_")
-    while "__" in value:
-        value = value.replace("__", "_")
-    return value
-
-
-def normalizes_alike(name: str) -> bool:
-    """Whether both normalizations agree: they differ only where lowering depends on the
-    neighbours (a final capital sigma next to a separator), which no name on PyPI has; a
-    directory holding such a name is left to the plain code, whichever library asks."""
-    return "\u03a3" not in name or normalize(name) == normalize_lowered_first(name)
-
 
 def name_from_stem(stem: str) -> str | None:
     """PathDistribution._name_from_stem."""

@@ -29,6 +29,23 @@ def is_metadata_child(child):
     return child.lower().endswith((".dist-info", ".egg-info"))
 
 
+def normalize_lowered_first(name):
+    # type: (str) -> str
+    """Prepared.normalize of Python 3.15, which lowers the case before it replaces separators."""
+    value = name.lower().replace("-", "_").replace(".", "_")
+    while "__" in value:
+        value = value.replace("__", "_")
+    return value
+
+
+def normalizes_alike(name):
+    # type: (str) -> bool
+    """Whether both normalizations agree: they differ only where lowering depends on the
+    neighbours (a final capital sigma next to a separator), which no name on PyPI has; a
+    directory holding such a name is left to the plain code, whichever library asks."""
+    return "\u03a3" not in name or normalize(name) == normalize_lowered_first(name)
+
+
 def lookup_key(child):
     # type: (str) -> str
     """The key under which importlib.metadata's Lookup files a ``*.dist-info``/``*.egg-info`` child."""
