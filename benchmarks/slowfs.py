@@ -88,14 +88,17 @@ def backing_venv(work, size):
     """A copy of bench_programs' venv of ``size`` distributions, to serve through the mount."""
     backing = work / "slowfs" / f"back-{size}"
     stamp = backing / ".bench-copied"
-    if stamp.exists():
+    # Copied again whenever this checkout's epfinder changed: a kept copy once made a whole slow
+    # storage table measure the epfinder it was copied with.
+    wanted = f"{size} {bp.checkout_fingerprint()}\n"
+    if stamp.exists() and stamp.read_text() == wanted:
         return backing
     base = bp.base_venv(work, sys.executable)
     python = bp.sized_venv(work, base, corpus_tree(work / "corpus"), size)
     shutil.rmtree(backing, ignore_errors=True)
     backing.mkdir(parents=True)
     shutil.copytree(Path(python).parents[1], backing / "venv", symlinks=True)
-    stamp.write_text(f"{size}\n")
+    stamp.write_text(wanted)
     return backing
 
 
