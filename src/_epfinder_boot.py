@@ -238,6 +238,13 @@ def _defer_after_exec(loader):
             _defer(module)
         except Exception:
             pass  # the stand-ins are only faster: without them every answer is still plain
+        if no_backport and mode in ("auto", "strict"):
+            # Every meta path entry costs each later import about 5,000 instructions (the import
+            # lock's context manager and the call; 1.6 M for sphinx-build --version): once
+            # importlib.metadata is handled and no site directory holds the backport, the hook has
+            # nothing left to do. In these modes nothing depends on invalidate_caches() reaching
+            # epfinder (each query checks the directory's signature); enable() puts the hook back.
+            sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, MetadataImportHook)]
 
     try:
         loader.exec_module = exec_module
@@ -668,6 +675,26 @@ def is_epfinder_command():
     return module in ("epfinder", "epfinder.__main__")
 
 
+# True when a fresh hook table shows no site directory holding the importlib_metadata backport
+# (read by run_startup); until then, and whenever unsure, False: the import hook stays.
+no_backport = False
+
+
+def _note_backport(signatures, tables, stale):
+    # type: (dict[str, list[int] | None], dict[str, list[Any]], list[str]) -> None
+    global no_backport
+    no_backport = not stale and all(
+        signature is not None and path in tables and not _has_name(tables[path][NAMES], "importlib_metadata")
+        for path, signature in signatures.items())
+
+
+def _has_name(names, name):
+    # type: (str, str) -> bool
+    # Whether the tab-joined ``names`` hold ``name`` itself (not importlib_metadata_cache).
+    return names == name or names.startswith(name + "\t") or names.endswith("\t" + name) \
+        or "\t" + name + "\t" in names
+
+
 def run_startup(config):
     # type: (dict[str, str]) -> None
     # Run the environment's startup hooks, once per process. A hook is third-party code run in
@@ -690,6 +717,7 @@ def run_startup(config):
     try:
         dirs = startup_site_dirs()
         checked = signatures, tables, stale = check_startup_tables(dirs)
+        _note_backport(signatures, tables, stale)
         if not (stale or trace or any(tables[p][HOOKS] or tables[p][PROBLEMS] for p in signatures if p in tables)):
             return  # the common case: the table is fresh and lists no hook
         if is_epfinder_command():

@@ -162,3 +162,38 @@ def test_python_dash_s_upper_leaves_epfinder_out(venv, tmp_path):
     assert run(python, "-c", "pass", tmp_path=tmp_path).stdout == "hook ran\n"
     code = "import sys; print('_epfinder_boot' in sys.modules)"
     assert run(python, "-S", "-c", code, tmp_path=tmp_path).stdout == "False\n"
+
+
+HOOK = """
+import importlib, sys, json
+import importlib.metadata as md
+boot = sys.modules["_epfinder_boot"]
+importlib.invalidate_caches()
+print(json.dumps([any(isinstance(f, boot.MetadataImportHook) for f in sys.meta_path),
+                  md.version("importlib-metadata-cache") is not None, boot.mode]))
+"""
+
+
+def test_the_import_hook_leaves_once_importlib_metadata_is_handled_unless_the_backport_is_there(venv, tmp_path):
+    # Each meta path entry costs every later import of the process; once importlib.metadata has its
+    # stand-ins, the hook is only needed for the backport, which the hook table knows is installed
+    # or not. Where it is installed, or in trust mode (invalidate_caches() must reach epfinder),
+    # the hook stays.
+    python, _site, _pristine = venv
+    run(python, "-m", "epfinder", "install", tmp_path=tmp_path)
+
+    def hook(mode=None):
+        env = clean_env(tmp_path, **({"EPFINDER_MODE": mode} if mode else {}))
+        return json.loads(run(python, "-c", HOOK, tmp_path=tmp_path, env=env).stdout)
+
+    assert hook() == [False, True, "auto"]
+    assert hook("strict") == [False, True, "strict"]
+    assert hook("trust") == [True, True, "trust"]
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    pip(python, "install", "--no-index", str(make_wheel(wheels, "importlib-metadata", "99.0")), tmp_path=tmp_path)
+    assert hook() == [True, True, "auto"]
+    pip(python, "uninstall", "-y", "importlib-metadata", tmp_path=tmp_path)
+    # The first start after a change rescans (and keeps the hook: the table it read was stale).
+    assert hook() == [True, True, "auto"]
+    assert hook() == [False, True, "auto"]
