@@ -13,7 +13,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for type comments only (ruff does not read those): never imported at run time
-    from collections.abc import Sequence  # noqa: F401
+    from collections.abc import Callable, Sequence  # noqa: F401
     from importlib.machinery import ModuleSpec  # noqa: F401
     from types import ModuleType  # noqa: F401
     from typing import Any
@@ -180,7 +180,7 @@ class MetadataImportHook:
     # A meta path entry that finds nothing: it finishes importlib.metadata and the importlib_metadata
     # backport as they are imported and forwards importlib.invalidate_caches() to epfinder.
     #
-    # The backport is patched as it is imported (epfinder._cache.patching_spec): its finder must
+    # The backport is patched as soon as it has run (epfinder._cache.patch_module): its finder must
     # be served before anything asks it. importlib.metadata only gets stand-ins here, which load
     # epfinder on their first call: many programs import it and never ask it anything, and should
     # not pay for loading epfinder (docs/programs.md).
@@ -191,19 +191,13 @@ class MetadataImportHook:
         # type: (str, Sequence[str] | None, ModuleType | None) -> ModuleSpec | None
         if fullname not in self.watched:
             return None
-        if fullname == "importlib.metadata":
-            for finder in sys.meta_path:
-                if finder is not self and hasattr(finder, "find_spec"):
-                    spec = finder.find_spec(fullname, path, target)
-                    if spec is not None:
-                        _defer_after_exec(spec.loader)
-                        return spec
-            return None
-        try:
-            patching_spec = handover("_cache").patching_spec
-        except Exception:
-            return None  # the package is gone: importlib_metadata imports as usual
-        return patching_spec(self, fullname, path, target)
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    _after_exec(spec.loader, _defer if fullname == "importlib.metadata" else _patch)
+                    return spec
+        return None
 
     def invalidate_caches(self):
         # type: () -> None
@@ -221,11 +215,11 @@ def _patch(module):
         pass  # unpatched is merely slower: the finder alone still answers every query right
 
 
-def _defer_after_exec(loader):
-    # type: (Any) -> None
-    # Have the loader made for this one import of importlib.metadata call _defer() after it runs
-    # the module: an attribute on that instance, taken off again before the module runs, so the
-    # module keeps its real loader. A wrapper class would cost every start its class statement.
+def _after_exec(loader, then):
+    # type: (Any, Callable[[ModuleType], None]) -> None
+    # Have the loader made for this one import call then(module) after it runs the module: an
+    # attribute on that instance, taken off again before the module runs, so the module keeps its
+    # real loader. A wrapper class would cost every start its class statement.
     real = getattr(loader, "exec_module", None)
     if real is None:
         return
@@ -235,10 +229,10 @@ def _defer_after_exec(loader):
         del loader.exec_module
         real(module)
         try:
-            _defer(module)
+            then(module)
         except Exception:
-            pass  # the stand-ins are only faster: without them every answer is still plain
-        if no_backport and mode in ("auto", "strict"):
+            pass  # epfinder is only faster: without its patches every answer is still plain
+        if no_backport and mode in ("auto", "strict") and "importlib.metadata" in sys.modules:
             # Every meta path entry costs each later import about 5,000 instructions (the import
             # lock's context manager and the call; 1.6 M for sphinx-build --version): once
             # importlib.metadata is handled and no site directory holds the backport, the hook has
@@ -249,7 +243,7 @@ def _defer_after_exec(loader):
     try:
         loader.exec_module = exec_module
     except AttributeError:
-        pass  # a loader that takes no attributes: importlib.metadata stays as it is, and correct
+        pass  # a loader that takes no attributes: the module stays as it is, and correct
 
 
 # module -> [(owner, name, original, stand-in)] for the stand-ins _defer() put in place

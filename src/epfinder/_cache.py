@@ -20,9 +20,10 @@ programs). Its sections, bottom to top, each using only those above it:
   library's own PathDistribution code reading the real files; a value the cache records as unknown
   is computed by that code too, so it raises what a plain scan would raise;
 - the distribution finder put into importlib.metadata (and the backport's), and the patches that
-  finish the module as it is imported. It answers path by path in the library's order: a directory
-  with a usable cache from it, anything else (``''``, relative entries, zip files, eggs,
-  unreadable directories) by the library's own ``FastPath`` search. Any failure inside epfinder
+  finish the module once it has run (_epfinder_boot calls patch_module). It answers path by path
+  in the library's order: a directory with a usable cache from it, anything else (``''``,
+  relative entries, zip files, eggs, unreadable directories) by the library's own ``FastPath``
+  search. Any failure inside epfinder
   degrades to that plain search, never to a different answer.
 
 Annotations are strings, not ``from __future__ import annotations``: that statement imports the
@@ -46,8 +47,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import pathlib
     from collections.abc import Callable, Iterable, Iterator, Sequence
-    from importlib.abc import Loader
-    from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any, TypeGuard
 
@@ -1268,47 +1267,6 @@ def _search_cache(md: "ModuleType", path: str, prepared: "Any") -> "Sequence[Any
             raise
         forget(path)
         return None
-
-
-# --- finishing importlib.metadata as it is imported -------------------------------------------
-
-
-def patching_spec(
-    hook: object, fullname: str, path: "Sequence[str] | None", target: "ModuleType | None"
-) -> "ModuleSpec | None":
-    """The spec the other finders give ``fullname``, with a loader that patches it after exec."""
-    for finder in sys.meta_path:
-        if finder is hook or not hasattr(finder, "find_spec"):
-            continue
-        spec = finder.find_spec(fullname, path, target)
-        if spec is not None:
-            break
-    else:
-        return None
-    if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-        spec.loader = _PatchingLoader(spec.loader)  # type: ignore[assignment]  # a Loader by duck typing
-    return spec
-
-
-class _PatchingLoader:
-    def __init__(self, loader: "Loader") -> None:
-        self.loader = loader
-
-    def __getattr__(self, name: str) -> "Any":
-        return getattr(self.loader, name)
-
-    def create_module(self, spec: "ModuleSpec") -> "ModuleType | None":
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: "ModuleType") -> None:
-        # The module sees its real loader, as it would without epfinder.
-        module.__spec__.loader = module.__loader__ = self.loader  # type: ignore[union-attr]  # set while it is loaded
-        self.loader.exec_module(module)
-        try:
-            patch_module(module)
-        except Exception:
-            if debug():
-                raise
 
 
 # --- entry_points() answered from the group index ---------------------------------------------
