@@ -99,6 +99,8 @@ def _dumps(value: object) -> str:
 
         _encoder = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode
     return _encoder(value)
+
+
 _TABLES = ("entry", "name", "version", "entry_points", "normalized", "index", "stamps", "watch")
 # Far above any real cache (about 230 bytes per distribution); a larger file is not read.
 MAX_SIZE = 256 << 20
