@@ -292,3 +292,10 @@ def test_entries_of_site_directories_not_in_this_start_are_kept(env, monkeypatch
     write_tree(env[0], dist_info("newer", "1"))
     plan()
     assert set(boot.read_startup_table(table, os.getuid())) == {str(env[0]), str(env[2])}
+
+
+@pytest.mark.parametrize("text", ["", "a", "a\n", "\n", "\n\n", "a\nb", "a\n\nb\n", "names\t" + "x\t" * 5000 + "\nend\n"])
+def test_the_table_reader_splits_lines_as_str_split_does(text):
+    import _epfinder_boot
+
+    assert _epfinder_boot._lines(text) == text.split("\n")
