@@ -296,6 +296,4 @@ def test_entries_of_site_directories_not_in_this_start_are_kept(env, monkeypatch
 
 @pytest.mark.parametrize("text", ["", "a", "a\n", "\n", "\n\n", "a\nb", "a\n\nb\n", "names\t" + "x\t" * 5000 + "\nend\n"])
 def test_the_table_reader_splits_lines_as_str_split_does(text):
-    import _epfinder_boot
-
-    assert _epfinder_boot._lines(text) == text.split("\n")
+    assert boot._lines(text) == text.split("\n")
