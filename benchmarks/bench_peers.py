@@ -7,9 +7,11 @@ missing, the script makes a venv for itself in the work directory, installs it t
 inside it); stevedore and the importlib_metadata backport are installed into directories of their
 own, so that every flavour's children see the same distributions.
 
-Queries: each cell is the median of N fresh `python -S` children whose sys.path is the stdlib plus
-one site-packages of the given size (the corpus, or clones of it). Imports happen before the clock
-starts; the clock times the first call. Flavours:
+Queries: each cell is the median of N fresh children of a venv made for that size, whose
+site-packages holds the corpus (or clones of it), so that epfinder sees an install location as in
+a real venv (a tree merely put on sys.path is a watched folder, checked entry by entry). Bytecode
+is cached outside the source tree (PYTHONPYCACHEPREFIX). Imports happen before the clock starts;
+the clock times the first call. Flavours:
 
 - stdlib, backport: plain importlib.metadata / importlib_metadata;
 - stevedore cache: stevedore._cache.get_group_all() (a cache of every group of the whole sys.path,
@@ -28,6 +30,7 @@ hand-written sitecustomize.py (their own cost), through epfinder, through sitecu
 import argparse
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +42,9 @@ ROOT = HERE.parent
 SRC = str(ROOT / "src")
 sys.path.insert(0, str(HERE))
 from trees import cloned_tree, corpus_tree  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "src"))
+from epfinder import _cache  # noqa: E402
 
 GROUP = "console_scripts"
 QUERIES = ["entry_points(group=)", "every distribution's entry points", "version()", "packages_distributions()"]
@@ -66,7 +72,6 @@ FLAVOURS = {
 
 CHILD = """
 import os, sys, time
-sys.path.insert(0, {site!r})
 sys.path.extend({extra!r})
 {setup}
 {floor}
@@ -81,7 +86,7 @@ def floor():
     for directory in sys.path:
         try:
             os.stat(directory)
-            with open(os.path.join(directory, '.epfinder-cache', 'v1.jsonl'), 'rb') as fh:
+            with open(os.path.join(directory, {subdir!r}, {filename!r}), 'rb') as fh:
                 fh.read()
         except OSError:
             pass
@@ -134,10 +139,27 @@ def extra_paths(kind, backport):
     }[kind]
 
 
-def run_child(site, setup, kind, query, backport, env):
-    code = CHILD.format(site=str(site), extra=extra_paths(kind, backport), setup=setup,
-                        floor=FLOOR if kind == "floor" else "", query=query)
-    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env)
+def size_venv(work, corpus, size):
+    """A venv (no pip) whose site-packages holds ``size`` distributions: (python, site-packages)."""
+    venv = work / f"venv-{size}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    if size <= 274:
+        for child in os.listdir(corpus):
+            if not (site / child).exists():
+                shutil.copytree(corpus / child, site / child)
+    else:
+        cloned_tree(corpus, site, size)
+    return str(python), site
+
+
+def run_child(python, setup, kind, query, backport, env):
+    floor = FLOOR.format(subdir=_cache.SUBDIR, filename=_cache.FILENAME) if kind == "floor" else ""
+    code = CHILD.format(extra=extra_paths(kind, backport), setup=setup, floor=floor, query=query)
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode:
         raise SystemExit(f"benchmark child failed ({kind}: {query}):\n{proc.stderr}")
     return float(proc.stdout.split()[-1])
@@ -147,21 +169,22 @@ def measure_queries(work, sizes, runs, backport):
     corpus = corpus_tree(work / "corpus")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EPFINDER") and k != "PYTHONDONTWRITEBYTECODE"}
     env["XDG_CACHE_HOME"] = str(work / "xdg")  # epfinder's per-user caches and stevedore's, kept apart
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")  # epfinder's bytecode, as an installed one has it
     results = {}
     for size in sizes:
-        site = corpus if size <= 274 else cloned_tree(corpus, work / f"site-{size}" / "site-packages", size)
-        os.makedirs(site / ".epfinder-cache", exist_ok=True)
+        python, site = size_venv(work, corpus, size)
+        os.makedirs(site / _cache.SUBDIR, exist_ok=True)
         time.sleep(3.2)  # let a freshly made tree settle, so that caches are written
         cells = [(f, q) for f, (_, _, queries) in FLAVOURS.items() for q in QUERIES if q in queries]
         for flavour, query in cells:  # warm-up: bytecode, epfinder caches and side files, stevedore
             setup, kind, queries = FLAVOURS[flavour]
-            run_child(site, setup, kind, queries[query], backport, env)
+            run_child(python, setup, kind, queries[query], backport, env)
         times = {cell: [] for cell in cells}
         for _ in range(runs):
             random.shuffle(cells)
             for flavour, query in cells:
                 setup, kind, queries = FLAVOURS[flavour]
-                times[(flavour, query)].append(run_child(site, setup, kind, queries[query], backport, env))
+                times[(flavour, query)].append(run_child(python, setup, kind, queries[query], backport, env))
         for cell, values in times.items():
             results[(size, *cell)] = statistics.median(values)
         print(f"size {size} done", file=sys.stderr)
@@ -188,7 +211,10 @@ def write_outputs(results, sizes, runs, startup, startup_runs, backport_version)
         "",
         f"Generated by `python3 benchmarks/bench_peers.py` (Python {sys.version.split()[0]}; "
         f"importlib_metadata {backport_version}; medians of {runs} fresh interpreters per cell; "
-        "first call, imports excluded). \"n/a\": that flavour has no such call.",
+        "first call, the library's import excluded; each flavour's children run a venv whose "
+        "site-packages holds the distributions). epfinder (stdlib) and (backport) load epfinder's "
+        "query module on their first call, inside the clock, as a program does; the epfinder API "
+        "imports it before. \"n/a\": that flavour has no such call.",
         "",
         "![First-call time by flavour](peers.png)",
         "",
