@@ -30,7 +30,6 @@ hand-written sitecustomize.py (their own cost), through epfinder, through sitecu
 import argparse
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SRC = str(ROOT / "src")
 sys.path.insert(0, str(HERE))
-from trees import cloned_tree, corpus_tree  # noqa: E402
+from trees import corpus_tree, size_venv  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "src"))
 from epfinder import _cache  # noqa: E402
@@ -137,23 +136,6 @@ def extra_paths(kind, backport):
         "plain": [], "floor": [], "epfinder": [SRC], "backport": [backport],
         "epfinder+backport": [SRC, backport], "stevedore": [stevedore_dir],
     }[kind]
-
-
-def size_venv(work, corpus, size):
-    """A venv (no pip) whose site-packages holds ``size`` distributions: (python, site-packages)."""
-    venv = work / f"venv-{size}"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    if size <= 274:
-        for child in os.listdir(corpus):
-            if not (site / child).exists():
-                shutil.copytree(corpus / child, site / child)
-    else:
-        cloned_tree(corpus, site, size)
-    return str(python), site
 
 
 def run_child(python, setup, kind, query, backport, env):

@@ -15,7 +15,6 @@ Run it by hand; it is not part of the test suite.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from trees import cloned_tree, corpus_tree  # noqa: E402
+from trees import corpus_tree, size_venv  # noqa: E402
 
 SRC = str(HERE.parent / "src")
 
@@ -94,23 +93,6 @@ def install_backport(work, version):
 
 _python = sys.executable  # the venv of the size being measured
 _pycache = None  # bytecode of epfinder's source tree and the stdlib, kept out of the tree
-
-
-def size_venv(work, corpus, size):
-    """A venv whose site-packages holds ``size`` distributions: (python, site-packages)."""
-    venv = work / f"venv-{size}"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    if size <= 274:
-        for child in os.listdir(corpus):
-            if not (site / child).exists():
-                shutil.copytree(corpus / child, site / child)
-    else:
-        cloned_tree(corpus, site, size)
-    return str(python), site
 
 
 def run_child(site, enabled, query, mark=False, floor=None, library="stdlib"):

@@ -88,6 +88,30 @@ def corpus_venv(path, corpus):
     return python, site
 
 
+def size_venv(work, corpus, size):
+    """A venv (no pip) under ``work`` whose site-packages holds ``size`` distributions: (python, site-packages).
+
+    The corpus up to 274, clones of it beyond: an install location, as epfinder sees a real venv
+    (a tree merely put on sys.path is a watched folder, checked entry by entry).
+    """
+    import subprocess
+    import sys
+
+    venv = work / f"venv-{size}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    if size <= 274:
+        for child in os.listdir(corpus):
+            if not (site / child).exists():
+                shutil.copytree(corpus / child, site / child)
+    else:
+        cloned_tree(corpus, site, size)
+    return str(python), site
+
+
 def child_env():
     """The environment for measured children: no EPFINDER_* switches, and bytecode caches written
     as in normal use (a warm-up run writes them for files that pip did not install)."""
